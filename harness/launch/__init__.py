@@ -1,0 +1,67 @@
+"""The one way the harness starts and stops a broker process.
+
+    broker = launch("mosquitto", tmp_path)      # free loopback port, standard accounts
+    try:
+        ...connect to broker.host, broker.port with broker.accounts["default"]...
+    finally:
+        broker.stop()
+
+Every launched broker gets STANDARD_ACCOUNTS: "default" may do everything, "restricted" only
+below RESTRICTED_PREFIX (other SUBSCRIBEs refused, other PUBLISHes not delivered).
+"""
+
+from __future__ import annotations
+
+import inspect
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.launch import mosquitto, reference
+from harness.launch.base import (
+    ACCOUNT_FILTERS,
+    RESTRICTED_PREFIX,
+    STANDARD_ACCOUNTS,
+    Account,
+    LaunchError,
+    PortInUseError,
+    RunningBroker,
+)
+from harness.launch.process import BrokerProcess, free_port
+
+__all__ = [
+    "ACCOUNT_FILTERS",
+    "LAUNCHERS",
+    "RESTRICTED_PREFIX",
+    "STANDARD_ACCOUNTS",
+    "Account",
+    "BrokerProcess",
+    "LaunchError",
+    "PortInUseError",
+    "RunningBroker",
+    "free_port",
+    "launch",
+]
+
+# Each takes (workdir, **options) and returns a RunningBroker that serves, or raises LaunchError.
+LAUNCHERS: dict[str, Callable[..., RunningBroker]] = {
+    "mosquitto": mosquitto.launch,
+    "reference": reference.launch,
+}
+
+
+def launch(kind: str, workdir: Path, **options: Any) -> RunningBroker:
+    """Start a broker of `kind` on a free loopback port; its files go to a fresh dir under `workdir`."""
+    launcher = LAUNCHERS.get(kind)
+    if launcher is None:
+        raise LaunchError(f"unknown broker kind {kind!r}; known kinds: {', '.join(sorted(LAUNCHERS))}")
+    try:
+        # A misspelt option is a setup mistake: one line naming it, not a TypeError traceback.
+        inspect.signature(launcher).bind(workdir, **options)
+    except TypeError as exc:
+        raise LaunchError(f"{kind}: {exc}") from exc
+    root = Path(workdir)
+    root.mkdir(parents=True, exist_ok=True)
+    # Its own dir per broker, so several brokers (or runs) can share a workdir without clobbering.
+    return launcher(Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=root)), **options)
