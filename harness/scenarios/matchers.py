@@ -1,0 +1,79 @@
+"""Comparing what arrived with what a scenario expects.
+
+An expected value is either a plain value (equal), a mapping compared as a subset (only the keys it
+names are checked), a list compared item by item, or one of these operators:
+`{one_of: [...]}`, `{not: value}`, `{any: true}` (present, any value), `{absent: true}`.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+OPERATORS = {"one_of", "not", "any", "absent"}
+_MISSING = object()
+
+
+def is_operator(value: Any) -> bool:
+    return isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in OPERATORS
+
+
+def _same(expected: Any, actual: Any) -> bool:
+    # Text given in YAML matches bytes on the wire (payloads) and vice versa (hex-given topics).
+    if isinstance(expected, str) and isinstance(actual, bytes | bytearray):
+        return expected.encode("utf-8") == bytes(actual)
+    if isinstance(expected, bytes | bytearray) and isinstance(actual, str):
+        return bytes(expected) == actual.encode("utf-8", "surrogatepass")
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return bool(expected) == bool(actual) and isinstance(actual, bool | int) and isinstance(expected, bool | int)
+    if isinstance(expected, list) and isinstance(actual, tuple | list):
+        return len(expected) == len(actual) and all(_same(e, a) for e, a in zip(expected, actual, strict=True))
+    return expected == actual
+
+
+def mismatches(expected: Any, actual: Any, path: str = "") -> list[str]:
+    """Every difference, as `path: expected X, got Y` lines; empty when it matches."""
+    label = path or "value"
+    if is_operator(expected):
+        (operator, operand), = expected.items()
+        if operator == "absent":
+            return [] if actual is _MISSING else [f"{label}: expected absent, got {actual!r}"]
+        if actual is _MISSING:
+            return [f"{label}: expected {describe_expected(expected)}, but it is absent"]
+        if operator == "any":
+            return []
+        if operator == "one_of":
+            if any(not mismatches(option, actual, path) for option in operand):
+                return []
+            return [f"{label}: expected one of {operand!r}, got {actual!r}"]
+        if operator == "not":
+            return [f"{label}: expected anything but {operand!r}, got {actual!r}"] if not mismatches(operand, actual, path) else []
+    if actual is _MISSING:
+        return [f"{label}: expected {expected!r}, but it is absent"]
+    if isinstance(expected, Mapping):
+        if not isinstance(actual, Mapping):
+            return [f"{label}: expected a mapping {expected!r}, got {actual!r}"]
+        problems: list[str] = []
+        for key, inner in expected.items():
+            problems += mismatches(inner, actual.get(key, _MISSING), f"{path}.{key}" if path else str(key))
+        return problems
+    if isinstance(expected, list) and isinstance(actual, list | tuple) and len(expected) == len(actual):
+        problems = []
+        for index, (e, a) in enumerate(zip(expected, actual, strict=True)):
+            problems += mismatches(e, a, f"{label}[{index}]")
+        return problems
+    return [] if _same(expected, actual) else [f"{label}: expected {expected!r}, got {actual!r}"]
+
+
+def describe_expected(expected: Mapping[str, Any]) -> str:
+    """One-line text of an expectation, e.g. `CONNACK reason_code=one of [4, 5]`."""
+    parts = []
+    for key, value in expected.items():
+        if key == "packet":
+            continue
+        if is_operator(value):
+            (operator, operand), = value.items()
+            text = {"one_of": f"one of {operand!r}", "not": f"not {operand!r}", "any": "any", "absent": "absent"}[operator]
+        else:
+            text = repr(value)
+        parts.append(f"{key}={text}")
+    head = str(expected.get("packet", "")).upper()
+    return " ".join([head, *parts]).strip()

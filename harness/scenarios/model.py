@@ -1,0 +1,183 @@
+"""Scenario files: loading, validation against the JSON Schema, and the typed model the runner executes.
+
+A file is checked completely when it is collected — YAML syntax, the schema, packet type and field
+names, protocol version, duplicate ids — so a typo fails collection of that file with its line,
+never halfway through a run.
+"""
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from harness.errors import ScenarioFileError
+from harness.scenarios.yamlfile import LineDict, line_of, load_yaml
+from harness.wire import PACKET_CLASSES, Version
+
+SCHEMA_PATH = Path(__file__).with_name("schema.json")
+DEFAULT_CONNECTION = "main"
+
+# Keys a step may carry besides the packet's own fields.
+SEND_OPTIONS = {"on", "packet", "flags", "remaining_length", "truncate", "trailing", "body"}
+EXPECT_OPTIONS = {"on", "packet", "timeout", "save", "allow_findings", "flags"}
+CONNECT_OPTIONS = {"on", "account"}
+
+
+@cache
+def scenario_schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str  # open, connect, connected, send, send_raw, expect, expect_close, expect_nothing, wait, disconnect, close
+    on: str
+    args: dict[str, Any]
+    line: int
+
+    def summary(self) -> str:
+        shown = {k: v for k, v in self.args.items() if k != "on"}
+        return f"{self.kind} on {self.on}" + (f": {_compact(shown)}" if shown else "")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    title: str
+    refs: tuple[str, ...]
+    protocol: Version
+    area: str
+    requires: tuple[str, ...]
+    steps: tuple[Step, ...]
+    path: Path
+    line: int
+    description: str = ""
+    connections: tuple[str, ...] = field(default=())
+
+    @property
+    def uses_timer(self) -> bool:
+        """Whether the scenario waits on a protocol timer, so its duration is the timer's, not the network's."""
+        return any(
+            s.kind == "wait" or (s.kind == "expect_close" and {"not_before", "keepalive"} & set(s.args)) for s in self.steps
+        )
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, default=lambda v: v.hex(" ") if isinstance(v, bytes) else str(v), separators=(",", ":"))
+
+
+def load_scenarios(path: Path, display_path: str | None = None) -> list[Scenario]:
+    """Every scenario of one file, or ScenarioFileError naming the file, line and problem."""
+    shown = display_path or str(path)
+    try:
+        document = load_yaml(path)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        problem = " ".join(part for part in (exc.context, exc.problem) if part)
+        raise ScenarioFileError(shown, line, f"YAML syntax: {problem}") from None
+    except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
+        raise ScenarioFileError(shown, None, f"cannot read: {exc}") from None
+
+    errors = sorted(
+        jsonschema.Draft202012Validator(scenario_schema()).iter_errors(document),
+        key=lambda error: (len(error.absolute_path), list(map(str, error.absolute_path))),
+    )
+    if errors:
+        error = _most_specific(errors)
+        where = "/".join(str(p) for p in error.absolute_path) or "(top)"
+        raise ScenarioFileError(shown, line_of(document, list(error.absolute_path)), f"{where}: {_schema_message(error)}")
+
+    defaults = document.get("defaults") or {}
+    scenarios: list[Scenario] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(document["scenarios"]):
+        line = line_of(document, ["scenarios", index]) or 0
+        scenario_id = raw["id"]
+        if scenario_id in seen:
+            raise ScenarioFileError(shown, line, f"duplicate scenario id {scenario_id!r} (first at line {seen[scenario_id]})")
+        seen[scenario_id] = line
+        protocol_text = raw.get("protocol", defaults.get("protocol"))
+        if protocol_text is None:
+            raise ScenarioFileError(shown, line, f"scenario {scenario_id!r}: no protocol (set it or defaults.protocol)")
+        steps = tuple(_parse_step(shown, raw["steps"], i) for i in range(len(raw["steps"])))
+        scenarios.append(
+            Scenario(
+                id=scenario_id,
+                title=raw["title"],
+                refs=tuple(raw["refs"]) + tuple(r for r in defaults.get("refs", []) if r not in raw["refs"]),
+                protocol=Version.parse(str(protocol_text)),
+                area=raw.get("area", defaults.get("area", "general")),
+                requires=tuple(raw.get("requires", defaults.get("requires", []))),
+                steps=steps,
+                path=path,
+                line=line,
+                description=raw.get("description", ""),
+                connections=tuple(dict.fromkeys(step.on for step in steps)),
+            )
+        )
+    return scenarios
+
+
+def _most_specific(errors: list[jsonschema.ValidationError]) -> jsonschema.ValidationError:
+    # For oneOf failures the deepest sub-error usually says what is wrong in words a user knows.
+    best = jsonschema.exceptions.best_match(errors)
+    return best if best is not None else errors[-1]
+
+
+def _schema_message(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties" and error.schema_path and "step" in str(list(error.schema_path)):
+        return error.message + " (a step is one of: open, connect, connected, send, send_raw, expect, expect_close, expect_nothing, wait, disconnect, close)"
+    if error.validator in ("minProperties", "maxProperties") and isinstance(error.instance, dict):
+        return f"a step has exactly one kind, got {sorted(error.instance)}"
+    return error.message
+
+
+def _parse_step(shown: str, steps: list[Any], index: int) -> Step:
+    raw: LineDict = steps[index]
+    (kind, value), = raw.items()
+    line = steps.item_lines[index] if hasattr(steps, "item_lines") else 0
+    if value is None:
+        args: dict[str, Any] = {}
+    elif isinstance(value, dict):
+        args = dict(value)
+    elif kind in ("open", "expect_nothing", "expect_close", "disconnect", "close"):
+        args = {"on": value}
+    elif kind == "send_raw":
+        args = {"hex": value}
+    else:
+        args = {"value": value}
+    on = str(args.pop("on", DEFAULT_CONNECTION))
+    _check_fields(shown, line, kind, args)
+    return Step(kind=kind, on=on, args=args, line=line)
+
+
+def _check_fields(shown: str, line: int, kind: str, args: dict[str, Any]) -> None:
+    """Field names are checked at load time so a typo never reaches the broker."""
+    if kind in ("connect", "connected"):
+        allowed = _field_names("connect") | CONNECT_OPTIONS
+        packet = "connect"
+    elif kind == "disconnect":
+        allowed, packet = _field_names("disconnect"), "disconnect"
+    elif kind in ("send", "expect"):
+        packet = str(args.get("packet", "")).lower()
+        if packet not in PACKET_CLASSES:
+            raise ScenarioFileError(shown, line, f"{kind}: unknown packet type {args.get('packet')!r} (one of {', '.join(PACKET_CLASSES)})")
+        allowed = _field_names(packet) | (SEND_OPTIONS if kind == "send" else EXPECT_OPTIONS)
+    else:
+        return
+    unknown = sorted(set(args) - allowed)
+    if unknown:
+        raise ScenarioFileError(
+            shown, line, f"{kind}: {packet.upper()} has no field {', '.join(map(repr, unknown))} (fields: {', '.join(sorted(allowed - {'on'}))})"
+        )
+
+
+@cache
+def _field_names(packet: str) -> set[str]:
+    return {f.name for f in dataclasses.fields(PACKET_CLASSES[packet])}

@@ -1,0 +1,331 @@
+"""The one scenario runner: executes a scenario's steps against an endpoint with raw-socket clients.
+
+Every step either completes or raises ScenarioFailed with a message that names the step (and its
+line), what was expected, what arrived (decoded and in hex), and the statements the scenario
+checks. Problems that are not the broker's fault (cannot connect, bad value in the file) raise
+SetupFailed instead, so a report can tell "broker wrong" from "harness or setup wrong".
+"""
+
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.clients import Closed, PacketReceived, RawClient, StreamMalformed, TcpTransport
+from harness.clients.events import Event
+from harness.scenarios.matchers import describe_expected, mismatches
+from harness.scenarios.model import Scenario, Step
+from harness.scenarios.values import UnresolvableValue, Variables, parse_hex, resolve
+from harness.wire import (
+    PACKET_CLASSES,
+    Connect,
+    Decoded,
+    Disconnect,
+    Pingreq,
+    Subscription,
+    Will,
+    describe,
+    hexdump,
+    packet_fields,
+)
+
+
+class ScenarioFailed(AssertionError):
+    """The broker did not behave as the scenario expects."""
+
+
+class SetupFailed(Exception):
+    """The scenario could not be carried out for a reason that is not the broker's behaviour."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    accounts: Mapping[str, Any]  # name -> object with .username and .password
+    profile: str = "strict"
+    acl_allowed_prefix: str = "acl/allowed"
+    settings: Mapping[str, Any] = field(default_factory=dict)  # profile settings, overridden by the target
+
+
+@dataclass
+class StepRecord:
+    step: Step
+    outcome: str = "passed"  # passed, failed
+    detail: str = ""
+    received: list[Decoded] = field(default_factory=list)
+    sent: list[bytes] = field(default_factory=list)
+
+
+@dataclass
+class RunRecord:
+    """What happened, for reports: each step and each connection's byte transcript."""
+
+    steps: list[StepRecord] = field(default_factory=list)
+    clients: dict[str, RawClient] = field(default_factory=dict)
+
+
+class ScenarioRunner:
+    def __init__(self, scenario: Scenario, endpoint: Endpoint, cid: str, timeout: float = 3.0) -> None:
+        self.scenario = scenario
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.variables = Variables(
+            cid=cid,
+            profile=endpoint.profile,
+            accounts=endpoint.accounts,
+            acl_allowed_prefix=endpoint.acl_allowed_prefix,
+        )
+        self.record = RunRecord()
+
+    # -- driving -------------------------------------------------------------------------------
+
+    def run(self) -> RunRecord:
+        try:
+            for number, step in enumerate(self.scenario.steps, start=1):
+                record = StepRecord(step)
+                self.record.steps.append(record)
+                try:
+                    getattr(self, f"_step_{step.kind}")(step, record)
+                except ScenarioFailed as failure:
+                    record.outcome, record.detail = "failed", str(failure)
+                    raise ScenarioFailed(self._failure_text(number, step, str(failure))) from None
+                except (SetupFailed, UnresolvableValue) as problem:
+                    record.outcome, record.detail = "failed", str(problem)
+                    raise SetupFailed(f"step {number} (line {step.line}) {step.kind}: {problem}") from None
+        finally:
+            for client in self.record.clients.values():
+                client.close()
+        return self.record
+
+    def _failure_text(self, number: int, step: Step, detail: str) -> str:
+        refs = ", ".join(self.scenario.refs) or "-"
+        return f"step {number} (line {step.line}) {step.summary()}\n{detail}\nchecks: {refs}"
+
+    def _client(self, step: Step, open_if_needed: bool = True) -> RawClient:
+        client = self.record.clients.get(step.on)
+        if client is None:
+            if not open_if_needed:
+                raise UnresolvableValue(f"connection {step.on!r} is not open")
+            client = self._open(step.on)
+        return client
+
+    def _open(self, name: str) -> RawClient:
+        if name in self.record.clients:
+            raise UnresolvableValue(f"connection {name!r} is already open")
+        try:
+            transport = TcpTransport(self.endpoint.host, self.endpoint.port, connect_timeout=self.timeout)
+        except (OSError, socket.timeout) as exc:
+            raise SetupFailed(f"cannot reach broker at {self.endpoint.host}:{self.endpoint.port}: {exc}") from None
+        client = RawClient(transport, self.scenario.protocol, name=name)
+        self.record.clients[name] = client
+        return client
+
+    def _resolve(self, value: Any) -> Any:
+        return resolve(value, self.variables)
+
+    # -- building packets ----------------------------------------------------------------------
+
+    def _build(self, kind: str, fields: Mapping[str, Any]) -> Any:
+        cls = PACKET_CLASSES[kind]
+        values = dict(fields)
+        if "will" in values and isinstance(values["will"], Mapping):
+            values["will"] = Will(**_packet_values(values["will"]))
+        if "subscriptions" in values:
+            values["subscriptions"] = [
+                Subscription(**_packet_values(s)) if isinstance(s, Mapping) else Subscription(topic_filter=s)
+                for s in values["subscriptions"]
+            ]
+        try:
+            return cls(**_packet_values(values))
+        except TypeError as exc:
+            raise UnresolvableValue(f"cannot build {kind.upper()}: {exc}") from None
+
+    def _connect_packet(self, connection: str, args: dict[str, Any]) -> Connect:
+        """CONNECT with the run's defaults for what the step leaves out: ClientId and account."""
+        account_name = args.pop("account", "default")
+        if "client_id" not in args:
+            args["client_id"] = self.variables.cid if connection == "main" else f"{self.variables.cid}{connection}"
+        if account_name not in (None, "none"):
+            account = self.variables.lookup("user", account_name), self.variables.lookup("password", account_name)
+            args.setdefault("username", account[0])
+            args.setdefault("password", account[1])
+        return self._build("connect", args)
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def _step_open(self, step: Step, record: StepRecord) -> None:
+        self._open(step.on)
+
+    def _step_connect(self, step: Step, record: StepRecord) -> None:
+        client = self._client(step)
+        record.sent.append(client.send_packet(self._connect_packet(step.on, self._resolve(step.args))))
+
+    def _step_connected(self, step: Step, record: StepRecord) -> None:
+        self._step_connect(step, record)
+        self._expect_packet(step, record, {"packet": "connack", "reason_code": 0}, self.timeout)
+
+    def _step_send(self, step: Step, record: StepRecord) -> None:
+        client = self._client(step)
+        args = self._resolve(step.args)
+        kind = str(args.pop("packet")).lower()
+        overrides = {key: args.pop(key) for key in ("flags", "remaining_length", "truncate", "trailing", "body") if key in args}
+        for key in ("trailing", "body"):
+            if isinstance(overrides.get(key), str):
+                overrides[key] = parse_hex(overrides[key])
+        if isinstance(overrides.get("remaining_length"), str):
+            overrides["remaining_length"] = parse_hex(overrides["remaining_length"])
+        packet = self._connect_packet(step.on, args) if kind == "connect" else self._build(kind, args)
+        record.sent.append(client.send_packet(packet, **overrides))
+
+    def _step_send_raw(self, step: Step, record: StepRecord) -> None:
+        client = self._client(step)
+        data = parse_hex(str(self._resolve(step.args["hex"])))
+        client.send_bytes(data)
+        record.sent.append(data)
+
+    def _step_disconnect(self, step: Step, record: StepRecord) -> None:
+        client = self._client(step, open_if_needed=False)
+        fields = self._resolve(step.args)
+        record.sent.append(client.send_packet(self._build("disconnect", fields) if fields else Disconnect()))
+        client.close()
+
+    def _step_close(self, step: Step, record: StepRecord) -> None:
+        self._client(step, open_if_needed=False).close(abort=bool(step.args.get("abort", False)))
+
+    def _step_wait(self, step: Step, record: StepRecord) -> None:
+        # Only for timers the specification defines (keepalive, expiry): the schema demands a reason.
+        time.sleep(float(step.args["seconds"]))
+
+    def _step_expect(self, step: Step, record: StepRecord) -> None:
+        args = self._resolve(step.args)
+        timeout = float(args.pop("timeout", self.timeout))
+        save = args.pop("save", {}) or {}
+        allowed = set(args.pop("allow_findings", []) or [])
+        decoded = self._expect_packet(step, record, args, timeout, allowed)
+        fields = packet_fields(decoded.packet)
+        for variable, field_name in save.items():
+            if field_name not in fields:
+                raise UnresolvableValue(f"save: {decoded.packet.TYPE.name} has no field {field_name!r}")
+            self.variables.saved[variable] = fields[field_name]
+
+    def _expect_packet(
+        self, step: Step, record: StepRecord, expected: Mapping[str, Any], timeout: float, allowed: set[str] | None = None
+    ) -> Decoded:
+        client = self._client(step, open_if_needed=False)
+        event = client.next_event(timeout)
+        wanted = describe_expected(expected)
+        if event is None:
+            raise ScenarioFailed(f"expected: {wanted}\nreceived: nothing within {timeout:g} s")
+        decoded = self._packet_or_fail(event, wanted, allowed or set())
+        record.received.append(decoded)
+        problems = _match_packet(expected, decoded)
+        if problems:
+            raise ScenarioFailed(f"expected: {wanted}\n{_received_text(decoded)}\nmismatch: " + "; ".join(problems))
+        return decoded
+
+    def _packet_or_fail(self, event: Event, wanted: str, allowed: set[str]) -> Decoded:
+        if isinstance(event, Closed):
+            raise ScenarioFailed(f"expected: {wanted}\nreceived: connection closed ({event.how}: {event.detail})")
+        if isinstance(event, StreamMalformed):
+            finding = event.malformed.finding
+            raise ScenarioFailed(
+                f"expected: {wanted}\nreceived: malformed bytes, broker breaks {finding.rule}: {finding.message}\n"
+                f"{_indent(hexdump(event.malformed.raw))}"
+            )
+        assert isinstance(event, PacketReceived)
+        findings = [f for f in event.decoded.findings if f.rule not in allowed]
+        if findings:
+            broken = "; ".join(f"{f.rule}: {f.message}" for f in findings)
+            raise ScenarioFailed(f"expected: {wanted}\n{_received_text(event.decoded)}\nbroker breaks {broken}")
+        return event.decoded
+
+    def _step_expect_close(self, step: Step, record: StepRecord) -> None:
+        client = self._client(step, open_if_needed=False)
+        args = self._resolve(step.args)
+        timeout = float(args.get("timeout", self.timeout))
+        not_before = args.get("not_before")
+        if "keepalive" in args:
+            # MQTT-3.1.2-24 (5.0: 3.1.2-22): the server closes after 1.5 x Keep Alive of silence. Brokers
+            # sample the timer coarsely, so the target may allow a grace period past that.
+            keepalive = float(args["keepalive"])
+            grace = float(self.endpoint.settings.get("keepalive_grace", 1.0))
+            not_before = keepalive if not_before is None else not_before
+            timeout = 1.5 * keepalive + grace
+        may_send: list[Mapping[str, Any]] = list(args.get("may_send", []))
+        started = time.monotonic()
+        deadline = started + timeout
+        while True:
+            event = client.next_event(max(deadline - time.monotonic(), 0))
+            if event is None:
+                raise ScenarioFailed(f"expected: the broker closes the connection\nreceived: still open after {timeout:g} s"
+                                     + (" (1.5 x Keep Alive + the target's keepalive_grace)" if "keepalive" in args else ""))
+            if isinstance(event, Closed):
+                elapsed = time.monotonic() - started
+                if not_before is not None and elapsed < float(not_before):
+                    raise ScenarioFailed(
+                        f"expected: the connection stays open for at least {not_before} s\n"
+                        f"received: closed after {elapsed:.2f} s ({event.how})"
+                    )
+                return
+            allowed_text = " or ".join(describe_expected(m) for m in may_send) or "nothing"
+            decoded = self._packet_or_fail(event, f"close (before it: {allowed_text})", set())
+            record.received.append(decoded)
+            for index, matcher in enumerate(may_send):
+                if not _match_packet(matcher, decoded):
+                    del may_send[index]  # each allowed packet may come once
+                    break
+            else:
+                raise ScenarioFailed(
+                    f"expected: the broker closes the connection (before it: {allowed_text})\n{_received_text(decoded)}"
+                )
+
+    def _step_expect_nothing(self, step: Step, record: StepRecord) -> None:
+        # A PINGRESP proves the broker has processed everything sent before the PINGREQ: if nothing
+        # else arrived first, nothing else was going to. No sleep is involved.
+        client = self._client(step, open_if_needed=False)
+        record.sent.append(client.send_packet(Pingreq()))
+        event = client.next_event(self.timeout)
+        if event is None:
+            raise ScenarioFailed(f"expected: nothing (PINGRESP to the barrier PINGREQ)\nreceived: no PINGRESP within {self.timeout:g} s")
+        decoded = self._packet_or_fail(event, "nothing (PINGRESP to the barrier PINGREQ)", set())
+        record.received.append(decoded)
+        if decoded.packet.TYPE.name != "PINGRESP":
+            raise ScenarioFailed(f"expected: nothing (PINGRESP to the barrier PINGREQ)\n{_received_text(decoded)}")
+
+
+def _packet_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """YAML shapes to codec shapes: payload text to bytes, user properties to tuples."""
+    result = dict(values)
+    if isinstance(result.get("payload"), str):
+        result["payload"] = result["payload"].encode("utf-8")
+    if isinstance(result.get("password"), str):
+        result["password"] = result["password"].encode("utf-8")
+    properties = result.get("properties")
+    if isinstance(properties, Mapping) and "user_property" in properties:
+        properties = dict(properties)
+        properties["user_property"] = [tuple(pair) for pair in properties["user_property"]]
+        result["properties"] = properties
+    return result
+
+
+def _match_packet(expected: Mapping[str, Any], decoded: Decoded) -> list[str]:
+    kind = str(expected.get("packet", "")).lower()
+    actual_kind = decoded.packet.TYPE.name.lower()
+    if kind and kind != actual_kind:
+        return [f"packet: expected {kind.upper()}, got {actual_kind.upper()}"]
+    fields = {k: v for k, v in expected.items() if k not in ("packet", "flags")}
+    problems = mismatches(fields, packet_fields(decoded.packet))
+    if "flags" in expected:
+        problems += mismatches(expected["flags"], decoded.flags, "flags")
+    return problems
+
+
+def _received_text(decoded: Decoded) -> str:
+    return f"received: {describe(decoded.packet)}\n{_indent(hexdump(decoded.raw))}"
+
+
+def _indent(text: str) -> str:
+    return "\n".join("          " + line for line in text.splitlines())
+

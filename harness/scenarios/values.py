@@ -1,0 +1,105 @@
+"""Turning scenario values into packet field values: variables, per-profile choices, hex bytes.
+
+A string may hold `${name}` or `${name:arg}` references. A string that is exactly one reference
+takes the variable's own type (an int stays an int), so `packet_id: ${pid}` works.
+
+Value forms in a scenario (anywhere a field value goes):
+- `{hex: "ed a0 80"}`: these bytes (a string field given bytes is sent with its length prefix);
+- `{raw_hex: "00 05 41"}`: these bytes verbatim in place of the field, no length prefix;
+- `{by_profile: {strict: 2, cumulocity: 5, default: 2}}`: the value for the target's profile.
+"""
+
+import re
+import secrets
+import string
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.wire import RawField
+
+_REFERENCE = re.compile(r"\$\{([a-z_]+)(?::([A-Za-z0-9_.-]+))?\}")
+_ALPHANUMERIC = string.ascii_letters + string.digits
+
+
+class UnresolvableValue(Exception):
+    """A value that cannot be resolved; the runner reports it with the step's line."""
+
+
+def random_alphanumeric(length: int) -> str:
+    return "".join(secrets.choice(_ALPHANUMERIC) for _ in range(length))
+
+
+def parse_hex(text: str) -> bytes:
+    cleaned = re.sub(r"[\s:]", "", text)
+    try:
+        return bytes.fromhex(cleaned)
+    except ValueError as exc:
+        raise UnresolvableValue(f"not hex bytes: {text!r}") from exc
+
+
+@dataclass
+class Variables:
+    """What `${...}` can refer to during one scenario run."""
+
+    cid: str
+    profile: str
+    accounts: Mapping[str, Any]  # name -> object with .username and .password
+    acl_allowed_prefix: str
+    saved: dict[str, Any] = field(default_factory=dict)
+
+    def lookup(self, name: str, arg: str | None) -> Any:
+        functions: dict[str, Callable[[str | None], Any]] = {
+            "cid": lambda _: self.cid,
+            "topic": lambda _: f"mqc/{self.cid}",
+            "acl_allowed": lambda _: f"{self.acl_allowed_prefix}/{self.cid}",
+            "profile": lambda _: self.profile,
+            "random": lambda a: random_alphanumeric(int(a or 8)),
+            "user": lambda a: self._account(a).username,
+            "password": lambda a: self._account(a).password,
+        }
+        if name in functions:
+            return functions[name](arg)
+        if name in self.saved:
+            return self.saved[name]
+        raise UnresolvableValue(f"unknown variable ${{{name}}}")
+
+    def _account(self, name: str | None) -> Any:
+        key = name or "default"
+        if key not in self.accounts:
+            raise UnresolvableValue(f"the target has no account named {key!r}")
+        return self.accounts[key]
+
+
+def substitute(text: str, variables: Variables) -> Any:
+    whole = _REFERENCE.fullmatch(text)
+    if whole:
+        return variables.lookup(whole.group(1), whole.group(2))
+    return _REFERENCE.sub(lambda m: str(variables.lookup(m.group(1), m.group(2))), text)
+
+
+def choose_by_profile(options: Mapping[str, Any], profile: str) -> Any:
+    if profile in options:
+        return options[profile]
+    if "default" in options:
+        return options["default"]
+    raise UnresolvableValue(f"by_profile has no value for profile {profile!r} and no default")
+
+
+def resolve(value: Any, variables: Variables) -> Any:
+    """Resolve variables, by_profile, hex and raw_hex everywhere in a value; keep matcher operators."""
+    if isinstance(value, str):
+        return substitute(value, variables)
+    if isinstance(value, Mapping):
+        if len(value) == 1:
+            (key, inner), = value.items()
+            if key == "by_profile":
+                return resolve(choose_by_profile(inner, variables.profile), variables)
+            if key == "hex":
+                return parse_hex(str(resolve(inner, variables)))
+            if key == "raw_hex":
+                return RawField(parse_hex(str(resolve(inner, variables))))
+        return {key: resolve(inner, variables) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [resolve(item, variables) for item in value]
+    return value
