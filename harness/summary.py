@@ -8,7 +8,6 @@ from typing import Any
 
 from harness.targets import redact_url
 
-
 _TELLING = ("step ", "received:", "mismatch:", "broker breaks", "setup error")
 
 

@@ -6,7 +6,6 @@ kernel buffers whatever arrives in between. Every byte in both directions is kep
 which is the evidence a failure message or a packet capture is built from.
 """
 
-import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -70,9 +69,7 @@ class RawClient:
     def _read_once(self, timeout: float) -> None:
         try:
             data = self.transport.recv(timeout)
-        except TimeoutError:
-            return
-        except socket.timeout:
+        except TimeoutError:  # also socket.timeout, an alias since Python 3.10
             return
         except ConnectionResetError as exc:
             self._mark_closed("reset", str(exc) or "connection reset by peer")

@@ -1,5 +1,6 @@
 """Byte transports under the raw client. TCP now; TLS and WebSocket plug in behind the same interface."""
 
+import contextlib
 import socket
 from typing import Protocol
 
@@ -27,10 +28,8 @@ class TcpTransport:
         return self.sock.recv(65536)
 
     def close(self, abort: bool = False) -> None:
-        if abort:
-            # SO_LINGER 0 makes close() send RST instead of FIN: an abrupt network failure.
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        try:
+        with contextlib.suppress(OSError):  # the broker may have closed first
+            if abort:
+                # SO_LINGER 0 makes close() send RST instead of FIN: an abrupt network failure.
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
             self.sock.close()
-        except OSError:
-            pass

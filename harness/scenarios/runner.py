@@ -6,7 +6,6 @@ checks. Problems that are not the broker's fault (cannot connect, bad value in t
 SetupFailed instead, so a report can tell "broker wrong" from "harness or setup wrong".
 """
 
-import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -116,7 +115,7 @@ class ScenarioRunner:
             raise UnresolvableValue(f"connection {name!r} is already open")
         try:
             transport = TcpTransport(self.endpoint.host, self.endpoint.port, connect_timeout=self.timeout)
-        except (OSError, socket.timeout) as exc:
+        except (TimeoutError, OSError) as exc:
             raise SetupFailed(f"cannot reach broker at {self.endpoint.host}:{self.endpoint.port}: {exc}") from None
         client = RawClient(transport, self.scenario.protocol, name=name)
         self.record.clients[name] = client

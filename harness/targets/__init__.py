@@ -18,7 +18,7 @@ import yaml
 
 from harness.errors import HarnessError
 from harness.scenarios.runner import Endpoint
-from harness.targets.profiles import Profile, load_profile
+from harness.targets.profiles import Profile
 
 DEFAULT_TARGET = "mosquitto"
 # What a harness-launched broker always offers: the standard accounts and their ACL.
