@@ -15,6 +15,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from harness import spec
 from harness.errors import ScenarioFileError
 from harness.scenarios.yamlfile import LineDict, line_of, load_yaml
 from harness.wire import PACKET_CLASSES, Version
@@ -105,13 +106,21 @@ def load_scenarios(path: Path, display_path: str | None = None) -> list[Scenario
         protocol_text = raw.get("protocol", defaults.get("protocol"))
         if protocol_text is None:
             raise ScenarioFileError(shown, line, f"scenario {scenario_id!r}: no protocol (set it or defaults.protocol)")
+        protocol = Version.parse(str(protocol_text))
+        refs = tuple(raw["refs"]) + tuple(r for r in defaults.get("refs", []) if r not in raw["refs"])
+        unknown = [ref for ref in refs if spec.is_protocol_ref(ref) and spec.lookup(protocol, ref) is None]
+        if unknown:
+            raise ScenarioFileError(
+                shown, line_of(document, ["scenarios", index, "refs"]) or line,
+                f"scenario {scenario_id!r}: {', '.join(unknown)} is not a statement of MQTT {protocol.label}",
+            )
         steps = tuple(_parse_step(shown, raw["steps"], i) for i in range(len(raw["steps"])))
         scenarios.append(
             Scenario(
                 id=scenario_id,
                 title=raw["title"],
-                refs=tuple(raw["refs"]) + tuple(r for r in defaults.get("refs", []) if r not in raw["refs"]),
-                protocol=Version.parse(str(protocol_text)),
+                refs=refs,
+                protocol=protocol,
                 area=raw.get("area", defaults.get("area", "general")),
                 requires=tuple(raw.get("requires", defaults.get("requires", []))),
                 steps=steps,

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness import spec
 from harness.clients import Closed, PacketReceived, RawClient, StreamMalformed, TcpTransport
 from harness.clients.events import Event
 from harness.scenarios.matchers import describe_expected, mismatches
@@ -100,7 +101,12 @@ class ScenarioRunner:
 
     def _failure_text(self, number: int, step: Step, detail: str) -> str:
         refs = ", ".join(self.scenario.refs) or "-"
-        return f"step {number} (line {step.line}) {step.summary()}\n{detail}\nchecks: {refs}"
+        lines = [f"step {number} (line {step.line}) {step.summary()}", detail, f"checks: {refs}"]
+        for ref in self.scenario.refs:
+            statement = spec.lookup(self.scenario.protocol, ref)
+            if statement is not None:
+                lines.append(f"  {ref} ({statement.version.label}, {statement.actor}): {statement.paraphrase}")
+        return "\n".join(lines)
 
     def _client(self, step: Step, open_if_needed: bool = True) -> RawClient:
         client = self.record.clients.get(step.on)
