@@ -1,0 +1,31 @@
+"""The `harness` command: small subcommands over a run's results and the project's data.
+
+Each subcommand lives in its own module and registers itself in SUBCOMMANDS as
+`name: "module:function"`; the function takes the remaining argv and returns an exit code.
+"""
+
+import importlib
+import sys
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    # name: ("module:function", one-line help)
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print("usage: harness COMMAND [ARGS...]\n\ncommands:")
+        for name, (_, help_text) in sorted(SUBCOMMANDS.items()):
+            print(f"  {name:12} {help_text}")
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    if name not in SUBCOMMANDS:
+        print(f"harness: unknown command {name!r} (commands: {', '.join(sorted(SUBCOMMANDS)) or 'none'})", file=sys.stderr)
+        return 2
+    module_name, function_name = SUBCOMMANDS[name][0].split(":")
+    return int(getattr(importlib.import_module(module_name), function_name)(rest) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
