@@ -1,0 +1,91 @@
+"""The one MQTT codec (3.1, 3.1.1, 5.0), sans-IO: packets to bytes and bytes to packets with findings.
+
+See docs/wire-api.md for the contract.
+"""
+
+from harness.wire.constants import (
+    PROPERTIES,
+    PROPERTIES_BY_NAME,
+    V5_REASON_CODES,
+    WILL,
+    ConnackCode,
+    PacketType,
+    PropertyId,
+    PropertyInfo,
+    PropertyType,
+    ReasonCode,
+    Version,
+    reason_name,
+)
+from harness.wire.decode import Decoder
+from harness.wire.describe import describe, hexdump, packet_fields
+from harness.wire.encode import encode, encode_varint
+from harness.wire.events import Decoded, Finding, Malformed
+from harness.wire.packets import (
+    PACKET_CLASSES,
+    Auth,
+    Connack,
+    Connect,
+    Disconnect,
+    Packet,
+    Pingreq,
+    Pingresp,
+    Puback,
+    Pubcomp,
+    Publish,
+    Pubrec,
+    Pubrel,
+    RawField,
+    Suback,
+    Subscribe,
+    Subscription,
+    Unsuback,
+    Unsubscribe,
+    Will,
+)
+from harness.wire.topics import filter_problem
+
+__all__ = [
+    "PACKET_CLASSES",
+    "PROPERTIES",
+    "PROPERTIES_BY_NAME",
+    "V5_REASON_CODES",
+    "WILL",
+    "Auth",
+    "Connack",
+    "ConnackCode",
+    "Connect",
+    "Decoded",
+    "Decoder",
+    "Disconnect",
+    "Finding",
+    "Malformed",
+    "Packet",
+    "PacketType",
+    "Pingreq",
+    "Pingresp",
+    "PropertyId",
+    "PropertyInfo",
+    "PropertyType",
+    "Puback",
+    "Pubcomp",
+    "Publish",
+    "Pubrec",
+    "Pubrel",
+    "RawField",
+    "ReasonCode",
+    "Suback",
+    "Subscribe",
+    "Subscription",
+    "Unsuback",
+    "Unsubscribe",
+    "Version",
+    "Will",
+    "describe",
+    "encode",
+    "encode_varint",
+    "filter_problem",
+    "hexdump",
+    "packet_fields",
+    "reason_name",
+]
