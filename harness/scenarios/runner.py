@@ -23,8 +23,7 @@ from harness.wire import (
     Decoded,
     Disconnect,
     Pingreq,
-    Subscription,
-    Will,
+    Version,
     describe,
     hexdump,
     packet_fields,
@@ -133,18 +132,10 @@ class ScenarioRunner:
     # -- building packets ----------------------------------------------------------------------
 
     def _build(self, kind: str, fields: Mapping[str, Any]) -> Any:
-        cls = PACKET_CLASSES[kind]
-        values = dict(fields)
-        if "will" in values and isinstance(values["will"], Mapping):
-            values["will"] = Will(**_packet_values(values["will"]))
-        if "subscriptions" in values:
-            values["subscriptions"] = [
-                Subscription(**_packet_values(s)) if isinstance(s, Mapping) else Subscription(topic_filter=s)
-                for s in values["subscriptions"]
-            ]
+        # The packet classes turn YAML shapes (mappings, lists, text) into their typed fields.
         try:
-            return cls(**_packet_values(values))
-        except TypeError as exc:
+            return PACKET_CLASSES[kind](**fields)
+        except (TypeError, ValueError) as exc:
             raise UnresolvableValue(f"cannot build {kind.upper()}: {exc}") from None
 
     def _connect_packet(self, connection: str, args: dict[str, Any]) -> Connect:
@@ -227,7 +218,7 @@ class ScenarioRunner:
         record.received.append(decoded)
         problems = _match_packet(expected, decoded)
         if problems:
-            raise ScenarioFailed(f"expected: {wanted}\n{_received_text(decoded)}\nmismatch: " + "; ".join(problems))
+            raise ScenarioFailed(f"expected: {wanted}\n{_received_text(decoded, self.scenario.protocol)}\nmismatch: " + "; ".join(problems))
         return decoded
 
     def _packet_or_fail(self, event: Event, wanted: str, allowed: set[str]) -> Decoded:
@@ -243,7 +234,7 @@ class ScenarioRunner:
         findings = [f for f in event.decoded.findings if f.rule not in allowed]
         if findings:
             broken = "; ".join(f"{f.rule}: {f.message}" for f in findings)
-            raise ScenarioFailed(f"expected: {wanted}\n{_received_text(event.decoded)}\nbroker breaks {broken}")
+            raise ScenarioFailed(f"expected: {wanted}\n{_received_text(event.decoded, self.scenario.protocol)}\nbroker breaks {broken}")
         return event.decoded
 
     def _step_expect_close(self, step: Step, record: StepRecord) -> None:
@@ -283,7 +274,7 @@ class ScenarioRunner:
                     break
             else:
                 raise ScenarioFailed(
-                    f"expected: the broker closes the connection (before it: {allowed_text})\n{_received_text(decoded)}"
+                    f"expected: the broker closes the connection (before it: {allowed_text})\n{_received_text(decoded, self.scenario.protocol)}"
                 )
 
     def _step_expect_nothing(self, step: Step, record: StepRecord) -> None:
@@ -297,22 +288,7 @@ class ScenarioRunner:
         decoded = self._packet_or_fail(event, "nothing (PINGRESP to the barrier PINGREQ)", set())
         record.received.append(decoded)
         if decoded.packet.TYPE.name != "PINGRESP":
-            raise ScenarioFailed(f"expected: nothing (PINGRESP to the barrier PINGREQ)\n{_received_text(decoded)}")
-
-
-def _packet_values(values: Mapping[str, Any]) -> dict[str, Any]:
-    """YAML shapes to codec shapes: payload text to bytes, user properties to tuples."""
-    result = dict(values)
-    if isinstance(result.get("payload"), str):
-        result["payload"] = result["payload"].encode("utf-8")
-    if isinstance(result.get("password"), str):
-        result["password"] = result["password"].encode("utf-8")
-    properties = result.get("properties")
-    if isinstance(properties, Mapping) and "user_property" in properties:
-        properties = dict(properties)
-        properties["user_property"] = [tuple(pair) for pair in properties["user_property"]]
-        result["properties"] = properties
-    return result
+            raise ScenarioFailed(f"expected: nothing (PINGRESP to the barrier PINGREQ)\n{_received_text(decoded, self.scenario.protocol)}")
 
 
 def _match_packet(expected: Mapping[str, Any], decoded: Decoded) -> list[str]:
@@ -327,8 +303,8 @@ def _match_packet(expected: Mapping[str, Any], decoded: Decoded) -> list[str]:
     return problems
 
 
-def _received_text(decoded: Decoded) -> str:
-    return f"received: {describe(decoded.packet)}\n{_indent(hexdump(decoded.raw))}"
+def _received_text(decoded: Decoded, version: Version) -> str:
+    return f"received: {describe(decoded.packet, version)}\n{_indent(hexdump(decoded.raw))}"
 
 
 def _indent(text: str) -> str:
