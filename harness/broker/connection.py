@@ -420,6 +420,13 @@ class Connection(asyncio.Protocol):
         """Another connection claimed this session (MQTT-3.1.4-2; 5.0 MQTT-3.1.4-3 with 0x8E)."""
         self._close(will=True, code=0x8E, reason="session taken over")
 
+    # Hooks for listeners that know a client certificate (transports.py: TLS, wss); plain TCP has none.
+    def check_certificate(self, info: ClientInfo) -> Refusal | None:
+        return None
+
+    def certificate_authenticates(self, info: ClientInfo) -> bool:
+        return False
+
     def shutdown(self) -> None:
         self._close(will=False, code=0x8B, reason="server shutting down")
 
@@ -528,6 +535,8 @@ class Connection(asyncio.Protocol):
                 return
         refusal = broker.personality.refuse_version(version)
         if refusal is not None:
+            # A platform refusing a version does not speak it: it answers in the 3.1.1 CONNACK form.
+            self.version, self.v5 = int(Version.V311), False
             self._refuse(refusal)
             return
         props: dict[str, Any] = packet.properties if v5 and isinstance(packet.properties, dict) else {}
@@ -544,7 +553,7 @@ class Connection(asyncio.Protocol):
             self.max_out = props.get("maximum_packet_size")
             self.problem_info = props.get("request_problem_information", 1) == 1
             self.out_alias_max = props.get("topic_alias_maximum", 0)
-        refusal = broker.personality.check_connect(info)
+        refusal = broker.personality.check_connect(info) or self.check_certificate(info)
         if refusal is not None:
             self._refuse(refusal)
             return
@@ -594,7 +603,8 @@ class Connection(asyncio.Protocol):
             self.pending_connect = packet
             self._auth_step(step, assigned)
             return
-        verdict = broker.authenticator.check(username, packet.password)
+        verdict = "ok" if broker.personality.authenticated(info) or self.certificate_authenticates(info) \
+            else broker.authenticator.check(username, packet.password)
         if verdict == "bad_credentials":
             self._refuse(Refusal(4, 0x86, "bad user name or password"))
             return
@@ -871,7 +881,7 @@ class Connection(asyncio.Protocol):
                 codes.append(0x87 if v5 else 0x80)
                 refused.append(f"not authorized to subscribe to {topic_filter}")
                 continue
-            granted = min(item.qos, limits.maximum_qos)
+            granted = min(item.qos, limits.maximum_qos, broker.personality.max_subscribe_qos(client, inner))
             if decision is Decision.SILENT:
                 codes.append(granted)
                 continue
@@ -920,7 +930,9 @@ class Connection(asyncio.Protocol):
                     self._close(will=True, code=PROTOCOL_ERROR, reason="session expiry set after 0 at CONNECT")
                     return
                 session.expiry = None if expiry == 0xFFFFFFFF else expiry
-            will = packet.reason_code == 0x04  # Disconnect with Will Message
+            # 5.0 MQTT-3.1.2-8: only Normal disconnection (0x00) discards the will; 0x04 asks for
+            # it and any error code leaves it in place as well.
+            will = packet.reason_code != 0x00
         # MQTT-3.14.4-3 / 5.0 MQTT-3.1.2-10: a normal DISCONNECT discards the will.
         self._close(will=will, reason="client disconnected")
 
