@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from harness.report.categories import categorise
 from harness.targets import redact_url
 
 _TELLING = ("step ", "received:", "mismatch:", "broker breaks", "setup error")
@@ -19,7 +20,10 @@ def _failure_gist(detail: str) -> str:
 
 def write_summary(directory: Path, target: Any, results: dict[str, dict[str, str]]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
+    for r in results.values():  # why it did not pass: violation, documented deviation, setup error, timeout
+        r["category"] = categorise(r["verdict"], r["detail"]) or ""
     totals = Counter(r["verdict"] for r in results.values())
+    kinds = Counter(r["category"] for r in results.values() if r["category"])
     where = redact_url(target.spec.url) if target.spec.url else f"launched by the harness ({target.spec.launch})"
     lines = [
         f"# MQTT conformance: {target.spec.name}",
@@ -29,6 +33,7 @@ def write_summary(directory: Path, target: Any, results: dict[str, dict[str, str
         f"- profile: {target.profile.name}",
         f"- run at: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M:%S')} UTC",
         "- totals: " + ", ".join(f"{count} {verdict}" for verdict, count in sorted(totals.items())),
+        *(["- not passed, by kind: " + ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))] if kinds else []),
         "",
         "| scenario | MQTT | verdict | checks | detail |",
         "| --- | --- | --- | --- | --- |",
@@ -43,6 +48,7 @@ def write_summary(directory: Path, target: Any, results: dict[str, dict[str, str
         "target": target.spec.name,
         "version": target.version,
         "profile": target.profile.name,
+        "where": where,
         "results": results,
     }
     (directory / "results.json").write_text(json.dumps(document, indent=1, sort_keys=True), encoding="utf-8")

@@ -1,0 +1,100 @@
+"""Baselines: per target, the scenarios it is known to fail, each with the reason.
+
+A baseline is the release gate's memory. `baselines/<target>.yaml` (or `--baseline PATH`) holds
+
+    target: mosquitto
+    expected_failures:
+      scenarios/mqtt31/connect.yaml::clientid-24-characters-refused: >-
+        why the broker fails it
+
+and is the same mechanism as a target's inline `deviations:` in targets.yaml: both become the
+target's deviations, i.e. strict expected failures. So a run fails on any failure not listed, on
+a listed scenario that passes (the baseline must shrink), and — checked here — on an entry that
+names no existing scenario, however the run was filtered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from harness.errors import HarnessError, ScenarioFileError
+from harness.scenarios.model import load_scenarios
+
+BASELINE_DIR = "baselines"
+
+
+@dataclass(frozen=True)
+class Stale:
+    nodeid: str
+    source: str  # the file that lists it
+    problem: str
+
+
+def default_path(rootdir: Path, target: str) -> Path:
+    return rootdir / BASELINE_DIR / f"{target}.yaml"
+
+
+def load_baseline(path: Path, target: str) -> dict[str, str]:
+    """node id -> reason, from a baseline file; HarnessError naming the file for anything malformed."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise HarnessError(f"baseline {path}: cannot read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise HarnessError(f"baseline {path}: YAML syntax: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, Mapping) or not set(data) <= {"target", "expected_failures", "description"}:
+        raise HarnessError(f"baseline {path}: expected the keys target, expected_failures (and description)")
+    if data.get("target") not in (None, target):
+        raise HarnessError(f"baseline {path} is for target {data['target']!r}, not {target!r}")
+    entries = data.get("expected_failures") or {}
+    if not isinstance(entries, Mapping):
+        raise HarnessError(f"baseline {path}: expected_failures must map scenario node ids to reasons")
+    result: dict[str, str] = {}
+    for nodeid, reason in entries.items():
+        if not isinstance(reason, str) or not reason.strip():
+            raise HarnessError(f"baseline {path}: {nodeid}: give the reason this target fails it")
+        result[str(nodeid)] = " ".join(reason.split())
+    return result
+
+
+def merge(inline: Mapping[str, str], baseline: Mapping[str, str], source: str) -> dict[str, str]:
+    """A target's deviations: targets.yaml's inline ones plus its baseline file; an id in both is an error."""
+    twice = sorted(set(inline) & set(baseline))
+    if twice:
+        raise HarnessError(f"{source}: listed in both targets.yaml deviations and the baseline: {', '.join(twice)}")
+    return {**inline, **baseline}
+
+
+@cache
+def _scenario_ids(path: Path, mtime_ns: int) -> frozenset[str] | str:
+    """The scenario ids of a file, or why it cannot be read (cached per version: several entries name one file)."""
+    try:
+        return frozenset(s.id for s in load_scenarios(path))
+    except ScenarioFileError as exc:
+        return exc.problem
+
+
+def stale_entries(entries: Mapping[str, str], rootdir: Path, source: str) -> list[Stale]:
+    """Entries that name no existing scenario: a missing file, a missing id, or not a node id at all."""
+    stale = []
+    for nodeid in entries:
+        path_text, sep, scenario_id = nodeid.partition("::")
+        scenario_id = scenario_id.split("[", 1)[0]  # multi-target runs add [target]; the baseline is per target anyway
+        if not sep or not scenario_id:
+            stale.append(Stale(nodeid, source, "not a scenario node id (expected scenarios/<file>.yaml::<id>)"))
+            continue
+        path = rootdir / path_text
+        if not path.is_file():
+            stale.append(Stale(nodeid, source, f"no file {path_text}"))
+            continue
+        ids = _scenario_ids(path.resolve(), path.stat().st_mtime_ns)
+        if isinstance(ids, str):
+            continue  # the file itself is broken: that is its own collection error, not the baseline's
+        if scenario_id not in ids:
+            stale.append(Stale(nodeid, source, f"{path_text} has no scenario {scenario_id!r}"))
+    return stale

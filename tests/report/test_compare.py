@@ -1,0 +1,154 @@
+"""Vendor comparison: a matrix of scenarios by target, in Markdown for a pull request and in HTML."""
+
+import json
+from pathlib import Path
+
+import pytest
+from chromium import Chromium, chromium_binary
+from report_helpers import PASSING, write_tree
+
+from harness.report.compare import MARKDOWN_LIMIT, load, markdown, write
+
+pytest_plugins = ["pytester"]
+
+MISMATCH = ("step 2 (line 9) expect on main\nexpected: CONNACK reason_code=5\nreceived: CONNACK reason_code=0x00\n"
+            "          00000000  20 02 00 00  | ...|\nmismatch: reason_code: expected 5, got 0\nchecks: MQTT-3.2.2-5")
+
+
+def run_dir(tmp_path: Path, target: str, results: dict[str, tuple[str, str]], version: str = "1.0") -> Path:
+    directory = tmp_path / target
+    directory.mkdir()
+    document = {"target": target, "version": version, "profile": "strict", "where": "launched", "results": {
+        nodeid: {"verdict": verdict, "detail": detail, "title": nodeid.split("::")[1], "protocol": "3.1.1",
+                 "area": "connect" if "connect" in nodeid else "publish",
+                 "refs": "MQTT-3.2.2-5" if "refuse" in nodeid else "MQTT-3.1.4-4"}
+        for nodeid, (verdict, detail) in results.items()}}
+    (directory / "results.json").write_text(json.dumps(document))
+    return directory
+
+
+@pytest.fixture
+def two_runs(tmp_path):
+    a = run_dir(tmp_path, "alpha", {
+        "scenarios/connect.yaml::accept": ("passed", ""),
+        "scenarios/connect.yaml::refuse": ("failed", MISMATCH),
+        "scenarios/publish.yaml::qos2": ("skipped", "target alpha does not offer: qos2"),
+        "scenarios/publish.yaml::retain": ("xfailed", "known deviation of alpha: retain is ignored, as documented"),
+    })
+    b = run_dir(tmp_path, "beta", {
+        "scenarios/connect.yaml::accept": ("failed", "setup error: broker mqtt://x:1 unreachable: refused"),
+        "scenarios/connect.yaml::refuse": ("passed", ""),
+        "scenarios/publish.yaml::qos2": ("passed", ""),
+        "scenarios/publish.yaml::retain": ("failed", "[XPASS(strict)] known deviation of beta: was broken"),
+    })
+    return tmp_path, [a, b]
+
+
+def test_cells_totals_and_one_line_reasons(two_runs) -> None:
+    _, dirs = two_runs
+    comparison = load(dirs)
+    assert [t.name for t in comparison.targets] == ["alpha", "beta"]
+    cells = {(row.key.split("::")[1], name): cell for row in comparison.rows for name, cell in row.cells.items()}
+    assert cells["refuse", "alpha"].status == "fail" and cells["refuse", "alpha"].reason == "mismatch: reason_code: expected 5, got 0"
+    assert cells["accept", "beta"].status == "error" and "unreachable" in cells["accept", "beta"].reason
+    assert cells["qos2", "alpha"].status == "skipped" and cells["qos2", "alpha"].reason == "target alpha does not offer: qos2"
+    assert cells["retain", "alpha"].status == "deviation" and cells["retain", "alpha"].reason == "retain is ignored, as documented"
+    assert cells["retain", "beta"].status == "stale"
+    assert comparison.totals("alpha") == {"pass": 1, "fail": 1, "skipped": 1, "deviation": 1}
+    # Grouped by area, then statement.
+    assert [(r.area, r.statement) for r in comparison.rows] == [
+        ("connect", "MQTT-3.1.4-4"), ("connect", "MQTT-3.2.2-5"), ("publish", "MQTT-3.1.4-4"), ("publish", "MQTT-3.1.4-4")]
+
+
+def test_markdown_fits_a_pull_request_comment(two_runs) -> None:
+    _, dirs = two_runs
+    text = markdown(load(dirs))
+    assert text.startswith("## MQTT conformance: alpha vs beta")
+    assert "| ❌ fail | 1 | 0 |" in text and "| ⚠️ error | 0 | 1 |" in text
+    assert "| connect | MQTT-3.2.2-5 | `scenarios/connect.yaml::refuse` | ❌ fail | ✅ pass |" in text
+    assert "- **alpha** ❌ fail `scenarios/connect.yaml::refuse`: mismatch: reason_code: expected 5, got 0" in text
+    assert "<details><summary>All scenarios</summary>" in text
+
+
+def test_a_huge_comparison_is_cut_to_the_comment_limit(tmp_path) -> None:
+    many = {f"scenarios/connect.yaml::s{i:05d}": ("failed", MISMATCH + " " + "x" * 200) for i in range(2000)}
+    comparison = load([run_dir(tmp_path, "alpha", many), run_dir(tmp_path, "beta", dict.fromkeys(many, ("passed", "")))])
+    text = markdown(comparison)
+    assert len(text) <= MARKDOWN_LIMIT and text.rstrip().endswith("see comparison.html")
+
+
+def test_a_parent_directory_holds_one_run_per_target_and_duplicates_are_refused(two_runs) -> None:
+    parent, dirs = two_runs
+    assert [t.name for t in load([parent]).targets] == ["alpha", "beta"]
+    with pytest.raises(SystemExit, match="appears twice"):
+        load([dirs[0], dirs[0]])
+
+
+def test_the_command_writes_both_files(two_runs, capsys) -> None:
+    from harness.cli import main
+
+    parent, _ = two_runs
+    assert main(["compare", str(parent)]) == 0
+    assert (parent / "comparison.html").is_file() and (parent / "comparison.md").is_file()
+
+
+def _check_in_chromium(html_path: Path, expect: dict[str, dict[str, str]], screenshot: Path) -> None:
+    binary = chromium_binary()
+    if binary is None:
+        pytest.skip("chromium is not installed (.ci/run installs it: apt-get install chromium)")
+    with Chromium(binary) as browser:
+        browser.open(html_path.as_uri())
+        browser.wait_for("document.querySelector('#matrix tbody tr.scenario')")
+        cells = browser.evaluate("""Object.fromEntries([...document.querySelectorAll('#matrix tr.scenario')].map(tr =>
+            [tr.dataset.scenario, Object.fromEntries([...tr.querySelectorAll('td[data-target]')].map(td =>
+                [td.dataset.target, td.dataset.status]))]))""")
+        for scenario, statuses in expect.items():
+            assert cells[scenario] == statuses, scenario
+        heads = browser.evaluate("[...document.querySelectorAll('#matrix thead th')].map(th => th.textContent)")
+        assert heads[1:] == list(next(iter(expect.values())))
+        # It is rendered, not only parsed: the matrix has a size and the cells their colours.
+        box = browser.evaluate("(() => { const r = document.querySelector('#matrix').getBoundingClientRect(); return [r.width, r.height]; })()")
+        assert box[0] > 300 and box[1] > 50
+        colour = browser.evaluate("getComputedStyle(document.querySelector('td[data-status=pass]')).backgroundColor")
+        assert colour == "rgb(227, 245, 230)"
+        browser.screenshot(screenshot)
+    assert screenshot.stat().st_size > 10_000
+
+
+def test_the_html_renders_in_headless_chromium(two_runs) -> None:
+    parent, dirs = two_runs
+    html_path, _ = write(load(dirs), parent)
+    assert "<script" not in html_path.read_text()
+    _check_in_chromium(html_path, {"scenarios/connect.yaml::refuse": {"alpha": "fail", "beta": "pass"},
+                                   "scenarios/publish.yaml::qos2": {"alpha": "skipped", "beta": "pass"}}, parent / "shot.png")
+
+
+MOSQUITTO_FAILS = """
+defaults: {protocol: "3.1", area: connect}
+scenarios:
+  - id: clientid-24-characters-refused
+    title: A 24-character ClientId is refused under MQTT 3.1 with CONNACK 2
+    refs: [MQTT31-CLIENTID-LENGTH]
+    steps:
+      - connect: {client_id: "${cid}abcdefghijklmnopqrstuvwx"}
+      - expect: {packet: connack, reason_code: 2}
+"""
+
+
+def test_reference_broker_and_mosquitto_side_by_side(pytester) -> None:
+    if not Path("/usr/sbin/mosquitto").exists():
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    write_tree(pytester, {"mqtt311/connect.yaml": PASSING, "mqtt31/connect.yaml": MOSQUITTO_FAILS},
+               "targets:\n  reference:\n    launch: reference\n  mosquitto:\n    launch: mosquitto\n")
+    for target in ("reference", "mosquitto"):
+        pytester.runpytest("-p", "no:cacheprovider", "--target", target, "--report-dir", f"reports/{target}")
+    from harness.report.compare import main
+
+    assert main([str(pytester.path / "reports")]) == 0
+    html_path = pytester.path / "reports" / "comparison.html"
+    _check_in_chromium(html_path, {
+        "scenarios/mqtt311/connect.yaml::accepted": {"mosquitto": "pass", "reference": "pass"},
+        "scenarios/mqtt31/connect.yaml::clientid-24-characters-refused": {"mosquitto": "fail", "reference": "pass"},
+    }, pytester.path / "shot.png")
+    md = (pytester.path / "reports" / "comparison.md").read_text()
+    assert "| ✅ pass | 1 | 2 |" in md and "mismatch: reason_code: expected 2, got 0" in md
