@@ -5,7 +5,10 @@ line and exits 2, never a traceback. Every section is optional: an empty file gi
 unrestricted broker on 127.0.0.1:1883 with the spec's own limits. The full format (defaults shown):
 
     listeners: [{host: 127.0.0.1, port: 1883, transport: tcp}]   # port 0: any free port
+      # transport tcp, tls, ws or wss; tls/wss: certfile, keyfile (PEM); cafile + require_client_cert
+      # for client certificates; client_id_from_cn: true (Cumulocity); ws/wss: path (default /mqtt)
     personality: strict                    # personalities.PERSONALITIES
+    personality_options: {}                # that personality's own settings (personalities.py)
     auth:
       allow_anonymous: true
       users: {}                            # name: password
@@ -46,7 +49,7 @@ from harness.scenarios.yamlfile import line_of, load_yaml
 
 # Largest packet MQTT can frame: remaining length 268,435,455 plus a 5-byte fixed header.
 SPEC_MAX_PACKET_SIZE = 268_435_460
-TRANSPORTS = ("tcp",)  # the seam for "tls" and "ws": server.py picks the listener by this name
+TRANSPORTS = ("tcp", "tls", "ws", "wss")  # server.py picks the listener by this name (transports.py: all but tcp)
 
 
 class ConfigError(Exception):
@@ -58,6 +61,13 @@ class ListenerConfig:
     host: str = "127.0.0.1"
     port: int = 1883
     transport: str = "tcp"
+    # tls and wss: the server certificate (PEM), and for client certificates the CA that signs them.
+    certfile: str | None = None
+    keyfile: str | None = None
+    cafile: str | None = None
+    require_client_cert: bool = False
+    client_id_from_cn: bool = False  # Cumulocity: the certificate authenticates; its CN is the device id
+    path: str = "/mqtt"  # ws and wss: the HTTP path of the upgrade ("" accepts any)
 
 
 @dataclass
@@ -102,6 +112,8 @@ class Limits:
 class BrokerConfig:
     listeners: list[ListenerConfig] = field(default_factory=lambda: [ListenerConfig()])
     personality: str = "strict"
+    # Settings of the active personality (its own keys, e.g. an Itron JWT secret); see personalities.py.
+    personality_options: dict[str, Any] = field(default_factory=dict)
     auth: AuthConfig = field(default_factory=AuthConfig)
     acl: list[AclEntry] | None = None  # None: no ACL, everything allowed
     limits: Limits = field(default_factory=Limits)
@@ -170,7 +182,7 @@ def parse_listen(text: str) -> ListenerConfig:
     if not sep or not port.isdigit() or int(port) > 65535:
         raise ConfigError(f"--listen {text!r}: expected HOST:PORT")
     if transport not in TRANSPORTS:
-        raise ConfigError(f"--listen {text!r}: transport {transport!r} is not supported (known: tcp)")
+        raise ConfigError(f"--listen {text!r}: transport {transport!r} is not supported (known: {', '.join(TRANSPORTS)})")
     return ListenerConfig(host=host.strip("[]") or "0.0.0.0", port=int(port), transport=transport)
 
 
@@ -197,7 +209,7 @@ def config_from_mapping(root: Any, source: str = "<config>") -> BrokerConfig:
     top = r.mapping(
         root,
         [],
-        {"listeners", "personality", "auth", "acl", "limits", "denied_publish", "response_information", "log_level"},
+        {"listeners", "personality", "personality_options", "auth", "acl", "limits", "denied_publish", "response_information", "log_level"},
     )
     config = BrokerConfig(source=source)
 
@@ -208,17 +220,30 @@ def config_from_mapping(root: Any, source: str = "<config>") -> BrokerConfig:
         config.listeners = []
         for i, item in enumerate(raw):
             p: list[str | int] = ["listeners", i]
-            m = r.mapping(item, p, {"host", "port", "transport"})
+            m = r.mapping(item, p, {"host", "port", "transport", "certfile", "keyfile", "cafile", "require_client_cert",
+                                    "client_id_from_cn", "path"})
             transport = r.string(m.get("transport", "tcp"), [*p, "transport"])
             if transport not in TRANSPORTS:
                 raise r.fail([*p, "transport"], f"{transport!r} is not supported (known: {', '.join(TRANSPORTS)})")
-            config.listeners.append(
-                ListenerConfig(
-                    host=r.string(m.get("host", "127.0.0.1"), [*p, "host"]),
-                    port=r.integer(m.get("port", 1883), [*p, "port"], 0, 65535),
-                    transport=transport,
-                )
+            listener = ListenerConfig(
+                host=r.string(m.get("host", "127.0.0.1"), [*p, "host"]),
+                port=r.integer(m.get("port", 1883), [*p, "port"], 0, 65535),
+                transport=transport,
+                path=r.string(m.get("path", "/mqtt"), [*p, "path"]),
+                require_client_cert=r.boolean(m.get("require_client_cert", False), [*p, "require_client_cert"]),
+                client_id_from_cn=r.boolean(m.get("client_id_from_cn", False), [*p, "client_id_from_cn"]),
             )
+            for key in ("certfile", "keyfile", "cafile"):
+                if m.get(key) is not None:
+                    value = r.string(m[key], [*p, key])
+                    if not Path(value).is_file():
+                        raise r.fail([*p, key], f"file {value} not found")
+                    setattr(listener, key, value)
+            if transport in ("tls", "wss") and not (listener.certfile and listener.keyfile):
+                raise r.fail(p, f"a {transport} listener needs certfile and keyfile")
+            if listener.require_client_cert and not listener.cafile:
+                raise r.fail([*p, "require_client_cert"], "needs cafile (the CA that signs client certificates)")
+            config.listeners.append(listener)
 
     if "personality" in top:
         config.personality = r.string(top["personality"], ["personality"])
@@ -227,6 +252,11 @@ def config_from_mapping(root: Any, source: str = "<config>") -> BrokerConfig:
         if config.personality not in PERSONALITIES:
             known = ", ".join(sorted(PERSONALITIES))
             raise r.fail(["personality"], f"unknown personality {config.personality!r} (known: {known})")
+
+    if "personality_options" in top:
+        raw_options = top["personality_options"]
+        known_keys = set(raw_options) if isinstance(raw_options, dict) else set()  # each personality checks its own
+        config.personality_options = dict(r.mapping(raw_options, ["personality_options"], known_keys))
 
     if "auth" in top:
         m = r.mapping(top["auth"], ["auth"], {"allow_anonymous", "users", "allow_zero_length_client_id", "methods"})

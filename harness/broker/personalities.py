@@ -16,12 +16,19 @@ The hooks, in the order a connection meets them:
 | `before_connect(packet_type)` | a first packet that is not CONNECT | None: close silently | Cumulocity: CONNACK 5, then close |
 | `client_key(client_id, version)` | accepted CONNECT | the ClientId | Cumulocity: `d:X:tpl` and `X` are one client |
 | `check_connect(info)` | after the protocol version checks, before the spec's ClientId and credential checks (so it can answer in their place) | None (accept) | ClientId formats, JWT passwords, clean session required, 3.1 long ClientId -> 5 |
+| `authenticated(info)` | before the user name / password check | False (the user table decides) | CloudPlugs: empty credentials enrol |
 | `takeover(info, existing)` | same key already connected | True: close the old one | Watson `A:` ids: several connections share |
 | `authorize_publish(client, topic, qos, retain)` | every PUBLISH | the ACL | CloudPlugs: SILENT |
 | `authorize_subscribe(client, filter, qos)` | every SUBSCRIBE filter | the ACL | Cumulocity: `s/us` refused |
+| `max_subscribe_qos(client, filter)` | every allowed SUBSCRIBE filter | 2 | Itron: a role's maximum QoS |
 | `on_publish(client, message)` | an allowed PUBLISH | unchanged | Watson: retain forced off; SmartREST replies; None: consumed |
 | `on_connected(client)` / `on_disconnected(client, reason)` | after CONNACK / at close | nothing | Watson monitoring topics |
 | `idle_limit` | connection setup | None | CloudPlugs: 300 s regardless of Keep Alive |
+| `account(user, password, options)` (classmethod) | by the launcher, before start | unchanged | Cumulocity: `tenant/user`; Itron: JWT password |
+
+Vendor personalities live in `personality_<platform>.py` and are registered at the end of this file.
+Their settings come from `personality_options` in the broker config (the launcher passes the target's
+profile `settings`, targets.yaml overrides included), read through `self.options`.
 
 `client` is the `ClientInfo` below. `broker` (the `core.Broker`, given at construction) is how a
 personality acts on its own: `broker.publish(Message(...))` emits a message the platform itself
@@ -89,6 +96,17 @@ class Personality:
         self.config = config
         self.broker = broker
 
+    @property
+    def options(self) -> dict[str, Any]:
+        """`personality_options` of the config: this platform's settings (targets.yaml `settings` reach it)."""
+        return self.config.personality_options
+
+    @classmethod
+    def account(cls, username: str, password: str, options: dict[str, Any]) -> tuple[str, str]:
+        """The credentials a harness account has on this platform (the launcher registers these and
+        scenarios connect with them): Cumulocity wants `tenant/user`, Itron a JWT as password."""
+        return username, password
+
     def adjust_limits(self, limits: Limits) -> Limits:
         return limits
 
@@ -105,6 +123,10 @@ class Personality:
     def check_connect(self, client: ClientInfo) -> Refusal | None:
         return None
 
+    def authenticated(self, client: ClientInfo) -> bool:
+        """True: the platform accepts these credentials itself, in place of the user table."""
+        return False
+
     def takeover(self, client: ClientInfo, existing: ClientInfo) -> bool:
         return True  # MQTT-3.1.4-2 / 5.0 MQTT-3.1.4-3
 
@@ -119,6 +141,10 @@ class Personality:
         # MQTT 3.1 has no SUBACK failure code: the subscription is acknowledged, nothing delivered.
         return Decision.SILENT if client.version == 3 else Decision.DENY
 
+    def max_subscribe_qos(self, client: ClientInfo, topic_filter: str) -> int:
+        """The highest QoS an allowed subscription is granted (besides the broker's maximum_qos)."""
+        return 2
+
     def on_publish(self, client: ClientInfo, message: Message) -> Message | None:
         return message
 
@@ -130,3 +156,10 @@ class Personality:
 
 
 PERSONALITIES: dict[str, type[Personality]] = {"strict": Personality}
+
+# The vendor personalities register themselves in PERSONALITIES at the end of their modules; they
+# subclass Personality, so they are imported after it (plain imports, so importing one first works).
+import harness.broker.personality_cloudplugs  # noqa: E402, F401
+import harness.broker.personality_cumulocity  # noqa: E402, F401
+import harness.broker.personality_itron  # noqa: E402, F401
+import harness.broker.personality_watson  # noqa: E402, F401

@@ -2,13 +2,16 @@
 
 An expected value is either a plain value (equal), a mapping compared as a subset (only the keys it
 names are checked), a list compared item by item, or one of these operators:
-`{one_of: [...]}`, `{not: value}`, `{any: true}` (present, any value), `{absent: true}`.
+`{one_of: [...]}`, `{not: value}`, `{any: true}` (present, any value), `{absent: true}`,
+`{json: expected}` (the value, e.g. a payload, parsed as JSON and compared as above: platform
+messages such as Watson IoT monitoring carry times and ports no scenario can know).
 """
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
-OPERATORS = {"one_of", "not", "any", "absent"}
+OPERATORS = {"one_of", "not", "any", "absent", "json"}
 _MISSING = object()
 
 
@@ -44,6 +47,12 @@ def mismatches(expected: Any, actual: Any, path: str = "") -> list[str]:
             if any(not mismatches(option, actual, path) for option in operand):
                 return []
             return [f"{label}: expected one of {operand!r}, got {actual!r}"]
+        if operator == "json":
+            try:
+                parsed = json.loads(bytes(actual) if isinstance(actual, bytes | bytearray) else actual)
+            except (TypeError, ValueError):
+                return [f"{label}: expected JSON, got {actual!r}"]
+            return mismatches(operand, parsed, path)
         if operator == "not":
             return [f"{label}: expected anything but {operand!r}, got {actual!r}"] if not mismatches(operand, actual, path) else []
     if actual is _MISSING:
@@ -71,7 +80,8 @@ def describe_expected(expected: Mapping[str, Any]) -> str:
             continue
         if is_operator(value):
             (operator, operand), = value.items()
-            text = {"one_of": f"one of {operand!r}", "not": f"not {operand!r}", "any": "any", "absent": "absent"}[operator]
+            text = {"one_of": f"one of {operand!r}", "not": f"not {operand!r}", "any": "any", "absent": "absent",
+                    "json": f"JSON {operand!r}"}[operator]
         else:
             text = repr(value)
         parts.append(f"{key}={text}")

@@ -19,6 +19,8 @@ class Profile:
     protocols: frozenset[Version]
     capabilities: dict[str, bool] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    # The reference broker's personality that imitates this profile (harness/broker/personalities.py).
+    personality: str = "strict"
 
 
 def known_profiles() -> list[str]:
@@ -37,6 +39,7 @@ def load_profile(name: str) -> Profile:
             protocols=frozenset(Version.parse(str(v)) for v in data["protocols"]),
             capabilities=dict(data.get("capabilities", {})),
             settings=dict(data.get("settings", {})),
+            personality=str(data.get("personality", "strict")),
         )
     except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
         raise HarnessError(f"{path}: bad profile: {exc}") from None
