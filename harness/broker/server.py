@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from harness.broker import sessions
+from harness.broker import sessions, transports
 from harness.broker.config import BrokerConfig, ListenerConfig
 from harness.broker.connection import Connection
 from harness.broker.core import Broker
@@ -30,6 +30,9 @@ async def _serve_tcp(broker: Broker, listener: ListenerConfig) -> asyncio.Abstra
 
 LISTENER_FACTORIES: dict[str, Callable[[Broker, ListenerConfig], Awaitable[asyncio.AbstractServer]]] = {
     "tcp": _serve_tcp,
+    "tls": transports.serve_tls,
+    "ws": transports.serve_ws,
+    "wss": transports.serve_ws,
 }
 
 

@@ -23,6 +23,9 @@ class Closed:
     how: Literal["fin", "reset", "error"]
     detail: str
     at: float
+    # For a TLS failure after the handshake (a TLS 1.3 server refusing our certificate): its reason
+    # key from harness.clients.tls (client_cert_required, client_cert_refused, ...).
+    tls_reason: str | None = None
 
 
 Event = PacketReceived | StreamMalformed | Closed

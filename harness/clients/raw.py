@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from harness.clients.events import Closed, Event, PacketReceived, StreamMalformed
+from harness.clients.tls import TlsFailure
 from harness.clients.transport import Transport
 from harness.wire import Decoded, Decoder, Malformed, Version, encode
 
@@ -21,6 +22,23 @@ class TranscriptEntry:
     direction: Literal["sent", "received"]
     data: bytes
     at: float
+
+
+def split(data: bytes, frames: int | list[int] | None) -> list[bytes]:
+    """`data` in pieces: None -> whole; N -> N nearly equal non-empty pieces; [offsets] -> cut there."""
+    if frames is None or not data:
+        return [data]
+    if isinstance(frames, int):
+        count = max(1, min(frames, len(data)))
+        size, extra = divmod(len(data), count)
+        cuts, at = [], 0
+        for index in range(count - 1):
+            at += size + (1 if index < extra else 0)
+            cuts.append(at)
+    else:
+        cuts = sorted({int(offset) for offset in frames if 0 < int(offset) < len(data)})
+    bounds = [0, *cuts, len(data)]
+    return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
 @dataclass
@@ -37,22 +55,49 @@ class RawClient:
         self._started = time.monotonic()
         self.closed: Closed | None = None
         self._closed_by_us = False
+        self._held = bytearray()  # bytes a `hold` send keeps for the next write
 
     def _now(self) -> float:
         return time.monotonic() - self._started
 
-    def send_packet(self, packet: object, **overrides: object) -> bytes:
+    def send_packet(self, packet: object, *, frames: int | list[int] | None = None, hold: bool = False,
+                    ws_opcode: str | None = None, **overrides: object) -> bytes:
         data = encode(packet, self.version, **overrides)  # type: ignore[arg-type]
-        self.send_bytes(data)
+        self.send_bytes(data, frames=frames, hold=hold, ws_opcode=ws_opcode)
         return data
 
-    def send_bytes(self, data: bytes) -> None:
-        self.transcript.append(TranscriptEntry("sent", data, self._now()))
-        try:
-            self.transport.send(data)
-        except OSError as exc:
-            # The broker may already have closed: that is an observation, reported by the next read.
-            self._mark_closed("reset" if isinstance(exc, ConnectionResetError) else "error", str(exc))
+    def send_bytes(self, data: bytes, *, frames: int | list[int] | None = None, hold: bool = False,
+                   ws_opcode: str | None = None) -> None:
+        """Send `data` in one transport write (over WebSocket: one frame), or as the framing options say.
+
+        `frames`: split into that many writes, or at those byte offsets; `hold`: keep the bytes and
+        send them in one write with the next send (several packets in one frame); `ws_opcode`: the
+        WebSocket frame type (text, to break MQTT-6.0.0-1 on purpose).
+        """
+        send = self.transport.send
+        if ws_opcode is not None and ws_opcode != "binary":
+            from harness.clients.websocket import OPCODES
+
+            frame_sender = getattr(self.transport, "send_frame", None)
+            if frame_sender is None:
+                raise TypeError(f"a WebSocket {ws_opcode} frame needs a ws:// or wss:// connection")
+            send = lambda payload: frame_sender(payload, OPCODES[ws_opcode])  # noqa: E731
+        data = bytes(self._held) + data
+        self._held.clear()
+        if hold:
+            self._held += data
+            return
+        for part in split(data, frames):
+            self.transcript.append(TranscriptEntry("sent", part, self._now()))
+            try:
+                send(part)
+            except TlsFailure as exc:
+                self._mark_closed("error", str(exc), exc.reason)
+                return
+            except OSError as exc:
+                # The broker may already have closed: that is an observation, reported by the next read.
+                self._mark_closed("reset" if isinstance(exc, ConnectionResetError) else "error", str(exc))
+                return
 
     def next_event(self, timeout: float) -> Event | None:
         """The next event, or None if nothing arrived within `timeout` seconds."""
@@ -74,11 +119,18 @@ class RawClient:
         except ConnectionResetError as exc:
             self._mark_closed("reset", str(exc) or "connection reset by peer")
             return
+        except TlsFailure as exc:
+            self._mark_closed("error", str(exc), exc.reason)
+            return
         except OSError as exc:
             self._mark_closed("error", str(exc))
             return
         if not data:
-            self._mark_closed("fin", "connection closed by peer")
+            # A WebSocket transport knows more: the close frame's code, or that there was none.
+            self._mark_closed("fin", getattr(self.transport, "close_detail", "") or "connection closed by peer")
+            # Close our side too, as any client would: some brokers (mosquitto over wss) finish the
+            # connection, and publish its will, only when the client's side is gone as well.
+            self.transport.close()
             return
         self.transcript.append(TranscriptEntry("received", data, self._now()))
         for item in self._decoder.feed(data):
@@ -87,9 +139,9 @@ class RawClient:
             elif isinstance(item, Malformed):
                 self._pending.append(StreamMalformed(item, self._now()))
 
-    def _mark_closed(self, how: Literal["fin", "reset", "error"], detail: str) -> None:
+    def _mark_closed(self, how: Literal["fin", "reset", "error"], detail: str, tls_reason: str | None = None) -> None:
         if self.closed is None:
-            self.closed = Closed(how, detail, self._now())
+            self.closed = Closed(how, detail, self._now(), tls_reason)
             self._pending.append(self.closed)
 
     def close(self, abort: bool = False) -> None:

@@ -21,18 +21,23 @@ from typing import Any
 from harness.launch import mosquitto, reference
 from harness.launch.base import (
     ACCOUNT_FILTERS,
+    ALL_LISTENERS,
+    LISTENER_KINDS,
     RESTRICTED_PREFIX,
     STANDARD_ACCOUNTS,
     Account,
     LaunchError,
     PortInUseError,
     RunningBroker,
+    ServedEndpoint,
 )
 from harness.launch.process import BrokerProcess, free_port
 
 __all__ = [
     "ACCOUNT_FILTERS",
+    "ALL_LISTENERS",
     "LAUNCHERS",
+    "LISTENER_KINDS",
     "RESTRICTED_PREFIX",
     "STANDARD_ACCOUNTS",
     "Account",
@@ -40,8 +45,10 @@ __all__ = [
     "LaunchError",
     "PortInUseError",
     "RunningBroker",
+    "ServedEndpoint",
     "free_port",
     "launch",
+    "launcher_listeners",
 ]
 
 # Each takes (workdir, **options) and returns a RunningBroker that serves, or raises LaunchError.
@@ -49,6 +56,14 @@ LAUNCHERS: dict[str, Callable[..., RunningBroker]] = {
     "mosquitto": mosquitto.launch,
     "reference": reference.launch,
 }
+
+
+def launcher_listeners(kind: str) -> tuple[str, ...]:
+    """The listeners a launcher of `kind` can open (its `transports` option), tcp first; ("tcp",) if it has none."""
+    launcher = LAUNCHERS.get(kind)
+    if launcher is None or "transports" not in inspect.signature(launcher).parameters:
+        return ("tcp",)
+    return ALL_LISTENERS
 
 
 def launch(kind: str, workdir: Path, **options: Any) -> RunningBroker:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
+    from harness.certs import Pki
     from harness.launch.process import BrokerProcess
 
 
@@ -42,6 +43,41 @@ STANDARD_ACCOUNTS: dict[str, Account] = {
 ACCOUNT_FILTERS: dict[str, str] = {"default": "#", "restricted": f"{RESTRICTED_PREFIX}/#"}
 
 
+# Listeners a launcher can open, by name -> the transport a client speaks to it. Besides one per
+# transport: `mtls` requires a client certificate signed by the run's CA; `tls-expired` and
+# `tls-not-yet-valid` serve a server certificate outside its validity, for the TLS failure scenarios.
+LISTENER_KINDS: dict[str, str] = {
+    "tcp": "tcp", "tls": "tls", "ws": "ws", "wss": "wss",
+    "mtls": "tls", "tls-expired": "tls", "tls-not-yet-valid": "tls",
+}
+ALL_LISTENERS: tuple[str, ...] = tuple(LISTENER_KINDS)
+WS_PATH = "/mqtt"
+
+
+@dataclass(frozen=True)
+class ServedEndpoint:
+    """One listener of a launched broker."""
+
+    name: str  # a key of LISTENER_KINDS
+    transport: str  # tcp, tls, ws or wss
+    host: str
+    port: int
+    path: str = ""  # WebSocket path (ws, wss)
+
+    @property
+    def url(self) -> str:
+        scheme = {"tcp": "mqtt", "tls": "mqtts", "ws": "ws", "wss": "wss"}[self.transport]
+        return f"{scheme}://{self.host}:{self.port}{self.path}"
+
+
+def check_listeners(name: str, listeners: tuple[str, ...] | list[str]) -> None:
+    unknown = [kind for kind in listeners if kind not in LISTENER_KINDS]
+    if unknown:
+        raise LaunchError(f"{name}: unknown listener(s) {', '.join(unknown)} (known: {', '.join(LISTENER_KINDS)})")
+    if "tcp" not in listeners:
+        raise LaunchError(f"{name}: the tcp listener is always needed (it is how readiness is checked)")
+
+
 @dataclass
 class RunningBroker:
     """A broker the harness started; reach it at `url` with one of `accounts`, then `stop()` it."""
@@ -53,6 +89,17 @@ class RunningBroker:
     log_path: Path
     accounts: dict[str, Account]
     process: BrokerProcess | None = field(default=None, repr=False, compare=False)
+    # Every listener by name (always at least "tcp" = host:port); TLS ones use the certificates in `pki`.
+    endpoints: dict[str, ServedEndpoint] = field(default_factory=dict)
+    pki: Pki | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.endpoints.setdefault("tcp", ServedEndpoint("tcp", "tcp", self.host, self.port))
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA that signed the TLS listeners' certificates (generated for this run)."""
+        return self.pki.ca if self.pki is not None else None
 
     @property
     def url(self) -> str:

@@ -22,11 +22,15 @@ from typing import Any
 
 from harness.launch.base import (
     ACCOUNT_FILTERS,
+    LISTENER_KINDS,
     STANDARD_ACCOUNTS,
+    WS_PATH,
     Account,
     LaunchError,
     PortInUseError,
     RunningBroker,
+    ServedEndpoint,
+    check_listeners,
 )
 from harness.launch.process import BrokerProcess, free_port
 
@@ -55,6 +59,25 @@ class Listener:
 
     def lines(self) -> list[str]:
         return [f"listener {self.port} {self.host}", *self.options]
+
+
+def tls_listeners(ports: Mapping[str, int], pki: Any) -> list[Listener]:
+    """The listener blocks for every kind but tcp (`ports`: kind -> port), certificates from `pki`."""
+    blocks = []
+    for kind, chosen in ports.items():
+        transport = LISTENER_KINDS[kind]
+        options: list[str] = []
+        if transport in ("ws", "wss"):
+            # Without socket_domain the websockets listener binds every interface despite the address.
+            options += ["protocol websockets", "socket_domain ipv4"]
+        if transport in ("tls", "wss"):
+            pair = {"tls-expired": pki.expired, "tls-not-yet-valid": pki.not_yet_valid}.get(kind, pki.server)
+            options += [f"certfile {pair.cert}", f"keyfile {pair.key}"]
+        if kind == "mtls":
+            options += [f"cafile {pki.ca}", "require_certificate true"]
+        if kind != "tcp":
+            blocks.append(Listener(chosen, options=tuple(options)))
+    return blocks
 
 
 def find_binary() -> str:
@@ -174,8 +197,14 @@ def launch(
     extra_config: Sequence[str] = (),
     timeout: float = 10.0,
     accounts: Mapping[str, Account] = STANDARD_ACCOUNTS,
+    transports: Sequence[str] = ("tcp",),
 ) -> RunningBroker:
-    """Start mosquitto on 127.0.0.1:<port> (a free one unless given); files go into `workdir`."""
+    """Start mosquitto on 127.0.0.1:<port> (a free one unless given); files go into `workdir`.
+
+    `transports` names the listeners to open (see base.LISTENER_KINDS): each further one gets a free
+    port, and TLS ones a certificate generated for this run under workdir/certs.
+    """
+    check_listeners(NAME, list(transports))
     binary = find_binary()
     plugin = find_plugin()
     workdir = Path(workdir)
@@ -183,9 +212,16 @@ def launch(
     dynsec_file = workdir / "dynsec.json"
     dynsec_file.write_text(json.dumps(dynsec_config(accounts), indent=1))
     conf_file = workdir / "mosquitto.conf"
+    pki = None
+    if any(LISTENER_KINDS[kind] in ("tls", "wss") for kind in transports):
+        from harness.certs import make_pki
+
+        pki = make_pki(workdir / "certs")
     for attempt in range(1, _ATTEMPTS + 1):
         chosen = port if port is not None else free_port()
-        conf_file.write_text(mosquitto_conf([Listener(chosen)], plugin, dynsec_file, extra_config))
+        ports = {kind: chosen if kind == "tcp" else free_port() for kind in transports}
+        listeners = [Listener(chosen), *tls_listeners(ports, pki)]
+        conf_file.write_text(mosquitto_conf(listeners, plugin, dynsec_file, extra_config))
         proc = BrokerProcess(
             NAME,
             [binary, "-c", str(conf_file)],
@@ -214,5 +250,9 @@ def launch(
             log_path=proc.log_path,
             accounts=dict(accounts),
             process=proc,
+            endpoints={kind: ServedEndpoint(kind, LISTENER_KINDS[kind], "127.0.0.1", number,
+                                            WS_PATH if LISTENER_KINDS[kind] in ("ws", "wss") else "")
+                       for kind, number in ports.items()},
+            pki=pki,
         )
     raise AssertionError("unreachable")  # the loop returns or raises

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +18,15 @@ import yaml
 import harness
 from harness.launch.base import (
     ACCOUNT_FILTERS,
+    LISTENER_KINDS,
     STANDARD_ACCOUNTS,
+    WS_PATH,
     Account,
     LaunchError,
     PortInUseError,
     RunningBroker,
+    ServedEndpoint,
+    check_listeners,
 )
 from harness.launch.process import BrokerProcess, free_port
 
@@ -32,9 +36,22 @@ _READY = re.compile(r"\bready\b", re.IGNORECASE)
 _ATTEMPTS = 3
 
 
-def reference_config(port: int, personality: str, accounts: Mapping[str, Account]) -> dict[str, Any]:
+def platform_accounts(personality: str, accounts: Mapping[str, Account],
+                      options: Mapping[str, Any] | None = None) -> dict[str, Account]:
+    """The standard accounts in the form the personality's platform expects (Cumulocity `tenant/user`,
+    an Itron JWT as password): what the broker registers and what scenarios connect with."""
+    from harness.broker.personalities import PERSONALITIES
+
+    kind = PERSONALITIES.get(personality)
+    if kind is None:  # the broker itself refuses an unknown personality, naming the known ones
+        return dict(accounts)
+    return {key: Account(*kind.account(a.username, a.password, dict(options or {}))) for key, a in accounts.items()}
+
+
+def reference_config(port: int, personality: str, accounts: Mapping[str, Account],
+                     personality_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The broker's YAML config. The one place to adjust when the broker's config format changes."""
-    return {
+    config: dict[str, Any] = {
         "listeners": [{"host": "127.0.0.1", "port": port, "transport": "tcp"}],
         "personality": personality,
         "auth": {
@@ -46,6 +63,9 @@ def reference_config(port: int, personality: str, accounts: Mapping[str, Account
             for key, account in accounts.items()
         ],
     }
+    if personality_options:  # the platform's settings (profile, then targets.yaml), for the personality
+        config["personality_options"] = dict(personality_options)
+    return config
 
 
 def available() -> bool:
@@ -59,13 +79,23 @@ def launch(
     personality: str = "strict",
     timeout: float = 10.0,
     accounts: Mapping[str, Account] = STANDARD_ACCOUNTS,
+    personality_options: Mapping[str, Any] | None = None,
+    transports: Sequence[str] = ("tcp",),
+    client_id_from_cn: bool = False,
 ) -> RunningBroker:
-    """Start the reference broker on 127.0.0.1:<port> (a free one unless given)."""
+    """Start the reference broker on 127.0.0.1:<port> (a free one unless given).
+
+    `transports` names further listeners (base.LISTENER_KINDS) on free ports, TLS ones with
+    certificates generated under workdir/certs; `client_id_from_cn` makes the mtls listener take
+    the client certificate as the credential and its common name as the device id (Cumulocity).
+    """
+    check_listeners(NAME, list(transports))
     if not available():
         raise LaunchError(f"{NAME}: harness.broker is not available yet")
     unknown = set(accounts) - set(ACCOUNT_FILTERS)
     if unknown:
         raise LaunchError(f"{NAME}: no ACL defined for account(s) {', '.join(sorted(unknown))}")
+    accounts = platform_accounts(personality, accounts, personality_options)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     config_file = workdir / "broker.yaml"
@@ -74,11 +104,17 @@ def launch(
     # `ready` line reaches the log as it is printed.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PACKAGE_ROOT.parent), env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
+    pki = None
+    if any(LISTENER_KINDS[kind] in ("tls", "wss") for kind in transports):
+        from harness.certs import make_pki
+
+        pki = make_pki(workdir / "certs")
     for attempt in range(1, _ATTEMPTS + 1):
         chosen = port if port is not None else free_port()
-        config_file.write_text(
-            yaml.safe_dump(reference_config(chosen, personality, accounts), sort_keys=False)
-        )
+        ports = {kind: chosen if kind == "tcp" else free_port() for kind in transports}
+        config = reference_config(chosen, personality, accounts, personality_options)
+        config["listeners"] += [_listener(kind, number, pki, client_id_from_cn) for kind, number in ports.items() if kind != "tcp"]
+        config_file.write_text(yaml.safe_dump(config, sort_keys=False))
         proc = BrokerProcess(
             NAME,
             [sys.executable, "-m", "harness.broker", "--config", str(config_file)],
@@ -105,5 +141,23 @@ def launch(
             log_path=proc.log_path,
             accounts=dict(accounts),
             process=proc,
+            endpoints={kind: ServedEndpoint(kind, LISTENER_KINDS[kind], "127.0.0.1", number,
+                                            WS_PATH if LISTENER_KINDS[kind] in ("ws", "wss") else "")
+                       for kind, number in ports.items()},
+            pki=pki,
         )
-    raise AssertionError("unreachable")  # the loop returns or raises
+    raise AssertionError("unreachable")
+
+
+def _listener(kind: str, port: int, pki: Any, client_id_from_cn: bool) -> dict[str, Any]:
+    """The broker config of one further listener (see harness/broker/config.py)."""
+    transport = LISTENER_KINDS[kind]
+    listener: dict[str, Any] = {"host": "127.0.0.1", "port": port, "transport": transport}
+    if transport in ("ws", "wss"):
+        listener["path"] = WS_PATH
+    if transport in ("tls", "wss"):
+        pair = {"tls-expired": pki.expired, "tls-not-yet-valid": pki.not_yet_valid}.get(kind, pki.server)
+        listener.update(certfile=str(pair.cert), keyfile=str(pair.key))
+    if kind == "mtls":
+        listener.update(cafile=str(pki.ca), require_client_cert=True, client_id_from_cn=client_id_from_cn)
+    return listener  # the loop returns or raises
