@@ -9,6 +9,9 @@ import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     # name: ("module:function", one-line help)
+    "coverage": ("harness.coverage:main", "statements covered by scenarios, per chapter, with a run's verdicts; reports/coverage-mqtt-*.md"),
+    "compare": ("harness.report.compare:main", "compare runs over several targets: reports/comparison.html and .md"),
+    "report": ("harness.report.html:main", "turn reports/ into the Allure 3 HTML report (needs Node's allure)"),
 }
 
 

@@ -14,10 +14,13 @@ from typing import Any
 
 import pytest
 
+from harness.clients.paho import NeedsRawClient
 from harness.errors import HarnessError, ScenarioFileError
+from harness.report.evidence import ScenarioEvidence
+from harness.report.hooks import ReportHooks, apply_baseline
 from harness.scenarios.model import Scenario, load_scenarios
 from harness.scenarios.runner import ScenarioFailed, ScenarioRunner, SetupFailed
-from harness.targets import TargetSession, TargetSpec, target_from_file, target_from_url
+from harness.targets import TargetSession, TargetSpec, check_tls, target_from_file, target_from_url
 from harness.targets.profiles import load_profile
 from harness.wire import Version
 
@@ -35,16 +38,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--mqtt-timeout", type=float, default=3.0, metavar="SECONDS",
                     help="how long an expect step waits before it fails (default 3)")
     group.addoption("--report-dir", metavar="DIR", help="write a readable summary of the scenario results here")
+    group.addoption("--transport", metavar="NAMES",
+                    help="run the scenarios over these endpoints of the target: tcp, tls, ws, wss (comma-separated), or all")
+    group.addoption("--clients", metavar="KINDS",
+                    help="run every scenario with these client kinds: raw, paho or raw,paho (default: the kinds each "
+                         "scenario declares); a scenario paho cannot do is skipped for paho with the step that needs raw")
+    group.addoption("--tls-ca", metavar="PEM", help="CA file that verifies the broker's certificate (default: system store)")
+    group.addoption("--tls-cert", metavar="PEM", help="client certificate for mutual TLS")
+    group.addoption("--tls-key", metavar="PEM", help="key of the client certificate")
+    group.addoption("--tls-server-name", metavar="NAME", help="name the broker's certificate must carry (and SNI)")
+    group.addoption("--tls-min-version", metavar="VERSION", choices=["1.2", "1.3"], help="lowest TLS version to accept")
+    group.addoption("--tls-insecure", action="store_true", default=None,
+                    help="do NOT verify the broker's certificate (said loudly in the run header)")
+    group.addoption("--baseline", metavar="PATH",
+                    help="the target's expected failures (default: baselines/<target>.yaml when it exists)")
 
 
 def _target_spec(config: pytest.Config) -> TargetSpec:
     broker, target = config.getoption("broker"), config.getoption("target")
     if broker and target:
         raise HarnessError("give --broker or --target, not both")
-    if broker:
-        return target_from_url(broker)
     path = Path(config.getoption("targets_file") or config.rootpath / "targets.yaml")
-    return target_from_file(path, target)
+    spec = target_from_url(broker) if broker else target_from_file(path, target)
+    cli = {key: config.getoption(f"tls_{option}") for key, option in
+           (("ca_file", "ca"), ("cert_file", "cert"), ("key_file", "key"), ("server_name", "server_name"),
+            ("min_version", "min_version"), ("insecure", "insecure"))}
+    spec.tls.update(check_tls({k: v for k, v in cli.items() if v is not None}, "--tls"))  # command line wins
+    return spec
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -59,9 +79,19 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         spec = _target_spec(config)
         profile = load_profile(config.getoption("profile") or spec.profile)
+        baseline_sources = apply_baseline(config, spec)  # baselines/<target>.yaml joins the target's deviations
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
     session = TargetSession(spec, profile)
+    try:
+        session.choose_endpoints(config.getoption("transport"))
+        session.choose_clients(config.getoption("clients"))
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if session.insecure_endpoints() and not hasattr(config, "workerinput"):
+        # Also in the warnings summary, which -q keeps: nobody should miss an unverified broker.
+        config.issue_config_time_warning(pytest.PytestWarning(
+            f"TLS certificate verification is OFF for {', '.join(session.insecure_endpoints())} of target {spec.name}"), 2)
     worker_input = getattr(config, "workerinput", None)
     if worker_input is not None and "mqtt_target" in worker_input:
         session.adopt(worker_input["mqtt_target"])
@@ -69,6 +99,12 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(session), "mqtt-harness-xdist")
     config.pluginmanager.register(_ResultLog(config), "mqtt-harness-results")
+    config.pluginmanager.register(ReportHooks(config, [session], {spec.name: baseline_sources}), "mqtt-harness-report")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    session = config.stash.get(SESSION_KEY, None)
+    return session.header_lines() if session is not None else []
 
 
 def _default_report_options(config: pytest.Config) -> None:
@@ -112,7 +148,10 @@ class ScenarioFile(pytest.File):
         for area in sorted({s.area for s in scenarios}):
             if not any(line.split(":")[0] == area for line in registered):
                 self.config.addinivalue_line("markers", f"{area}: scenarios of the {area} area")
-        return [ScenarioItem.from_parent(self, name=s.id, scenario=s) for s in scenarios]
+        session = self.config.stash[SESSION_KEY]
+        # One item per endpoint of the run (--transport) and client kind (raw, paho) the scenario takes.
+        return [ScenarioItem.from_parent(self, name=s.id + suffix, scenario=s, endpoint_name=endpoint, client_kind=kind)
+                for s in scenarios for endpoint, kind, suffix in session.variants(s)]
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:  # type: ignore[override]
         if isinstance(excinfo.value, ScenarioFileError):
@@ -135,10 +174,21 @@ def _unique_client_id() -> str:
     return f"h{_run_token}{digits.rjust(3, '0')}"
 
 
+def _deviation(deviations: dict[str, str], nodeid: str, endpoint: str | None, kind: str) -> str | None:
+    """A deviation names the scenario (every variant), or one variant: `...::id[wss]`, `[paho]`, `[wss-paho]`."""
+    base = nodeid.split("[", 1)[0]
+    for key in (nodeid, f"{base}[{endpoint}-{kind}]", f"{base}[{endpoint}]", f"{base}[{kind}]", base):
+        if key in deviations:
+            return deviations[key]
+    return None
+
+
 class ScenarioItem(pytest.Item):
-    def __init__(self, *, scenario: Scenario, **kwargs: Any) -> None:
+    def __init__(self, *, scenario: Scenario, endpoint_name: str | None = None, client_kind: str = "raw", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.scenario = scenario
+        self.endpoint_name = endpoint_name
+        self.client_kind = client_kind
         self.add_marker(pytest.mark.scenario)
         self.add_marker(PROTOCOL_MARKERS[scenario.protocol])
         self.add_marker(scenario.area)
@@ -147,8 +197,9 @@ class ScenarioItem(pytest.Item):
         self.user_properties.append(("title", scenario.title))
         self.user_properties.append(("refs", ", ".join(scenario.refs)))
         self.user_properties.append(("protocol", scenario.protocol.label))
+        self.user_properties.append(("area", scenario.area))
         session = self.config.stash[SESSION_KEY]
-        reason = session.spec.deviations.get(self.nodeid)
+        reason = _deviation(session.spec.deviations, self.nodeid, endpoint_name, client_kind)
         if reason:
             # A recorded deviation must keep failing: if the broker starts to pass, the run says so.
             self.add_marker(pytest.mark.xfail(reason=f"known deviation of {session.spec.name}: {reason}",
@@ -161,15 +212,23 @@ class ScenarioItem(pytest.Item):
         missing = [need for need in self.scenario.requires if not capabilities.get(need, False)]
         if missing:
             return f"target {session.spec.name} does not offer: {', '.join(missing)}"
-        return None
+        return session.missing_for(self.scenario, self.endpoint_name, self.client_kind)
 
     def runtest(self) -> None:
         session = self.config.stash[SESSION_KEY]
+        evidence = ScenarioEvidence(self, self.scenario, session)  # Allure labels, steps, pcaps; masks secrets
+        evidence.annotate()
         reason = self._skip_reason(session)
         if reason:
             pytest.skip(reason)
-        endpoint = session.endpoint()
-        ScenarioRunner(self.scenario, endpoint, _unique_client_id(), timeout=self.config.getoption("mqtt_timeout")).run()
+        endpoint = session.endpoint(self.endpoint_name)
+        runner = ScenarioRunner(self.scenario, endpoint, _unique_client_id(), timeout=self.config.getoption("mqtt_timeout"),
+                                client_kind=self.client_kind)
+        with evidence.recording(runner.record, endpoint):
+            try:
+                runner.run()
+            except NeedsRawClient as exc:  # paho validated a value away: not a verdict on the broker
+                pytest.skip(f"needs the raw client: {exc}")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:  # type: ignore[override]
         error = excinfo.value
@@ -198,7 +257,7 @@ class _ResultLog:
             return
         verdict, detail = _verdict(report)
         self.results[report.nodeid] = {"verdict": verdict, "title": properties.get("title", ""),
-                                       "protocol": properties.get("protocol", ""),
+                                       "protocol": properties.get("protocol", ""), "area": properties.get("area", ""),
                                        "refs": properties.get("refs", ""), "detail": detail}
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

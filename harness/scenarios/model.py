@@ -18,15 +18,20 @@ import yaml
 from harness import spec
 from harness.errors import ScenarioFileError
 from harness.scenarios.yamlfile import LineDict, line_of, load_yaml
+from harness.spec import vendors
 from harness.wire import PACKET_CLASSES, Version
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 DEFAULT_CONNECTION = "main"
 
 # Keys a step may carry besides the packet's own fields.
-SEND_OPTIONS = {"on", "packet", "flags", "remaining_length", "truncate", "trailing", "body"}
-EXPECT_OPTIONS = {"on", "packet", "timeout", "save", "allow_findings", "flags"}
-CONNECT_OPTIONS = {"on", "account"}
+# frames: split the bytes over several transport writes (WebSocket frames); hold: send them together
+# with the next send in one write; ws_opcode: the WebSocket frame type (text, on purpose).
+FRAMING_OPTIONS = {"frames", "hold", "ws_opcode"}
+SEND_OPTIONS = {"on", "packet", "flags", "remaining_length", "truncate", "trailing", "body"} | FRAMING_OPTIONS
+EXPECT_OPTIONS = {"on", "packet", "timeout", "save", "allow_findings", "flags", "may_send", "or_close"}
+CONNECT_OPTIONS = {"on", "account"} | FRAMING_OPTIONS
+CLIENT_KINDS = ("raw", "paho")
 
 
 @cache
@@ -59,6 +64,10 @@ class Scenario:
     line: int
     description: str = ""
     connections: tuple[str, ...] = field(default=())
+    # The transports (tcp, tls, ws, wss) the scenario is about; empty: it runs over any.
+    transports: tuple[str, ...] = ()
+    # The client kinds it runs with, one test item each: raw (the default) and/or paho.
+    clients: tuple[str, ...] = ("raw",)
 
     @property
     def uses_timer(self) -> bool:
@@ -114,7 +123,14 @@ def load_scenarios(path: Path, display_path: str | None = None) -> list[Scenario
                 shown, line_of(document, ["scenarios", index, "refs"]) or line,
                 f"scenario {scenario_id!r}: {', '.join(unknown)} is not a statement of MQTT {protocol.label}",
             )
+        unknown = [ref for ref in refs if vendors.is_vendor_ref(ref) and vendors.lookup(ref) is None]
+        if unknown:  # a vendor id must be one of harness/spec/vendors.tsv (shared VENDORS.md)
+            raise ScenarioFileError(
+                shown, line_of(document, ["scenarios", index, "refs"]) or line,
+                f"scenario {scenario_id!r}: {', '.join(unknown)} is not a vendor behaviour id (harness/spec/vendors.tsv)",
+            )
         steps = tuple(_parse_step(shown, raw["steps"], i) for i in range(len(raw["steps"])))
+        _check_kinds(shown, scenario_id, raw, defaults, steps, line, protocol)
         scenarios.append(
             Scenario(
                 id=scenario_id,
@@ -128,9 +144,29 @@ def load_scenarios(path: Path, display_path: str | None = None) -> list[Scenario
                 line=line,
                 description=raw.get("description", ""),
                 connections=tuple(dict.fromkeys(step.on for step in steps)),
+                transports=tuple(raw.get("transports", defaults.get("transports", []))),
+                clients=tuple(raw.get("clients", defaults.get("clients", ["raw"]))),
             )
         )
     return scenarios
+
+
+def _check_kinds(shown: str, scenario_id: str, raw: Any, defaults: Any, steps: tuple[Step, ...], line: int,
+                 protocol: Version) -> None:
+    """A scenario that declares the paho kind must not need the raw client; WebSocket framing needs ws/wss."""
+    if "paho" in raw.get("clients", defaults.get("clients", [])):
+        from harness.clients.paho import scenario_raw_only
+
+        reason = scenario_raw_only(steps, protocol)
+        if reason:
+            raise ScenarioFileError(shown, line, f"scenario {scenario_id!r} declares clients [paho], but needs the raw "
+                                    f"client at {reason}")
+    transports = set(raw.get("transports", defaults.get("transports", [])))
+    for step in steps:
+        text_frames = step.args.get("ws_opcode", "binary") != "binary"
+        if text_frames and (not transports or transports - {"ws", "wss"}):
+            raise ScenarioFileError(shown, step.line or line, f"scenario {scenario_id!r}: ws_opcode needs "
+                                    "`transports: [ws, wss]` (WebSocket frames exist only there)")
 
 
 def _most_specific(errors: list[jsonschema.ValidationError]) -> jsonschema.ValidationError:
@@ -141,7 +177,7 @@ def _most_specific(errors: list[jsonschema.ValidationError]) -> jsonschema.Valid
 
 def _schema_message(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties" and error.schema_path and "step" in str(list(error.schema_path)):
-        return error.message + " (a step is one of: open, connect, connected, send, send_raw, expect, expect_close, expect_nothing, wait, disconnect, close)"
+        return error.message + " (a step is one of: open, connect, connected, send, send_raw, expect, expect_close, expect_nothing, wait, disconnect, close, expect_tls_failure, expect_websocket)"
     if error.validator in ("minProperties", "maxProperties") and isinstance(error.instance, dict):
         return f"a step has exactly one kind, got {sorted(error.instance)}"
     return error.message

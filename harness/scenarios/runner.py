@@ -6,13 +6,26 @@ checks. Problems that are not the broker's fault (cannot connect, bad value in t
 SetupFailed instead, so a report can tell "broker wrong" from "harness or setup wrong".
 """
 
+import struct
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from harness import spec
-from harness.clients import Closed, PacketReceived, RawClient, StreamMalformed, TcpTransport
+from harness.clients import (
+    Address,
+    Closed,
+    HandshakeFailed,
+    PacketReceived,
+    RawClient,
+    StreamMalformed,
+    TlsFailure,
+    TlsMaterial,
+    TlsOptions,
+    apply_tls_overrides,
+    open_transport,
+)
 from harness.clients.events import Event
 from harness.scenarios.matchers import describe_expected, mismatches
 from harness.scenarios.model import Scenario, Step
@@ -46,6 +59,15 @@ class Endpoint:
     profile: str = "strict"
     acl_allowed_prefix: str = "acl/allowed"
     settings: Mapping[str, Any] = field(default_factory=dict)  # profile settings, overridden by the target
+    transport: str = "tcp"  # tcp, tls, ws or wss
+    path: str = "/mqtt"  # WebSocket path
+    tls: TlsOptions | None = None  # for tls and wss
+    named: Mapping[str, Address] = field(default_factory=dict)  # every endpoint of the target, for `open: {endpoint}`
+    tls_material: TlsMaterial = field(default_factory=TlsMaterial)  # files `tls:` overrides name
+
+    @property
+    def address(self) -> Address:
+        return Address(self.transport, self.host, self.port, self.path, self.tls)
 
 
 @dataclass
@@ -55,6 +77,8 @@ class StepRecord:
     detail: str = ""
     received: list[Decoded] = field(default_factory=list)
     sent: list[bytes] = field(default_factory=list)
+    started: float = 0.0  # time.monotonic() when the step began and ended, for report timelines
+    stopped: float = 0.0
 
 
 @dataclass
@@ -63,11 +87,13 @@ class RunRecord:
 
     steps: list[StepRecord] = field(default_factory=list)
     clients: dict[str, RawClient] = field(default_factory=dict)
+    opened: dict[str, float] = field(default_factory=dict)  # connection -> time.monotonic() when it was opened
 
 
 class ScenarioRunner:
-    def __init__(self, scenario: Scenario, endpoint: Endpoint, cid: str, timeout: float = 3.0) -> None:
+    def __init__(self, scenario: Scenario, endpoint: Endpoint, cid: str, timeout: float = 3.0, client_kind: str = "raw") -> None:
         self.scenario = scenario
+        self.client_kind = client_kind  # raw, or paho (harness.clients.paho: same interface, paho-mqtt underneath)
         self.endpoint = endpoint
         self.timeout = timeout
         self.variables = Variables(
@@ -83,17 +109,27 @@ class ScenarioRunner:
     def run(self) -> RunRecord:
         try:
             for number, step in enumerate(self.scenario.steps, start=1):
-                record = StepRecord(step)
+                record = StepRecord(step, started=time.monotonic())
                 self.record.steps.append(record)
                 try:
                     getattr(self, f"_step_{step.kind}")(step, record)
+                    record.stopped = time.monotonic()
                 except ScenarioFailed as failure:
                     record.outcome, record.detail = "failed", str(failure)
                     raise ScenarioFailed(self._failure_text(number, step, str(failure))) from None
                 except (SetupFailed, UnresolvableValue) as problem:
                     record.outcome, record.detail = "failed", str(problem)
                     raise SetupFailed(f"step {number} (line {step.line}) {step.kind}: {problem}") from None
+                except (TypeError, ValueError, OverflowError, struct.error) as problem:
+                    # A value the codec cannot encode (text where a number belongs, a packet id of
+                    # 70000): the scenario file's fault, reported as one line like any bad value.
+                    record.outcome, record.detail = "failed", str(problem)
+                    raise SetupFailed(
+                        f"step {number} (line {step.line}) {step.kind}: cannot encode: {type(problem).__name__}: {problem}"
+                    ) from None
         finally:
+            if self.record.steps and not self.record.steps[-1].stopped:
+                self.record.steps[-1].stopped = time.monotonic()
             for client in self.record.clients.values():
                 client.close()
         return self.record
@@ -115,15 +151,40 @@ class ScenarioRunner:
             client = self._open(step.on)
         return client
 
-    def _open(self, name: str) -> RawClient:
+    def _address(self, options: Mapping[str, Any]) -> Address:
+        """The run's endpoint, or the named one, with the step's TLS overrides applied."""
+        address = self.endpoint.address
+        if options.get("endpoint"):
+            address = self.endpoint.named.get(options["endpoint"])  # type: ignore[assignment]
+            if address is None:
+                raise SetupFailed(f"the target offers no {options['endpoint']!r} endpoint (it has: {', '.join(self.endpoint.named) or 'none'})")
+        try:
+            return apply_tls_overrides(address, options.get("tls") or {}, self.endpoint.tls_material)
+        except ValueError as exc:
+            raise SetupFailed(str(exc)) from None
+
+    def _open(self, name: str, options: Mapping[str, Any] | None = None) -> RawClient:
         if name in self.record.clients:
             raise UnresolvableValue(f"connection {name!r} is already open")
-        try:
-            transport = TcpTransport(self.endpoint.host, self.endpoint.port, connect_timeout=self.timeout)
-        except (TimeoutError, OSError) as exc:
-            raise SetupFailed(f"cannot reach broker at {self.endpoint.host}:{self.endpoint.port}: {exc}") from None
-        client = RawClient(transport, self.scenario.protocol, name=name)
+        options = options or {}
+        address = self._address(options)
+        subprotocols = tuple(options.get("subprotocols", ("mqtt",)))
+        if self.client_kind == "paho":
+            from harness.clients.paho import PahoClient
+
+            client: Any = PahoClient(address, self.scenario.protocol, name=name, connect_timeout=self.timeout)
+        else:
+            try:
+                transport = open_transport(address, connect_timeout=self.timeout, subprotocols=subprotocols)
+            except (TlsFailure, HandshakeFailed) as exc:
+                raise SetupFailed(f"cannot open {address.url}: {exc}") from None
+            except (TimeoutError, OSError) as exc:
+                raise SetupFailed(f"cannot reach broker at {address.url}: {exc}") from None
+            except ValueError as exc:  # a bad TLS option (unknown version)
+                raise SetupFailed(f"cannot open {address.url}: {exc}") from None
+            client = RawClient(transport, self.scenario.protocol, name=name)
         self.record.clients[name] = client
+        self.record.opened[name] = time.monotonic()
         return client
 
     def _resolve(self, value: Any) -> Any:
@@ -152,11 +213,72 @@ class ScenarioRunner:
     # -- steps ---------------------------------------------------------------------------------
 
     def _step_open(self, step: Step, record: StepRecord) -> None:
-        self._open(step.on)
+        self._open(step.on, self._resolve(step.args))
+
+    def _step_expect_tls_failure(self, step: Step, record: StepRecord) -> None:
+        """Opening fails in TLS for the given reason. A TLS 1.3 server checks the client certificate
+        after the client's side of the handshake, so its refusal can arrive on the first read: then
+        a CONNECT is sent and the alert must come instead of CONNACK."""
+        args = self._resolve(step.args)
+        expected = args.get("reason")
+        wanted = f"the TLS handshake fails: {describe_expected({'reason': expected})}"
+        try:
+            client = self._open(step.on, args)
+        except SetupFailed as problem:
+            if not isinstance(problem.__context__, TlsFailure):
+                raise
+            self._check_tls_reason(expected, problem.__context__.reason, str(problem), wanted)
+            return
+        try:
+            record.sent.append(client.send_packet(self._connect_packet(step.on, {})))
+        except TlsFailure as failure:  # paho: the handshake happens in its connect()
+            self._check_tls_reason(expected, failure.reason, str(failure), wanted)
+            return
+        event = client.next_event(self.timeout)
+        if isinstance(event, Closed) and event.tls_reason:
+            self._check_tls_reason(expected, event.tls_reason, event.detail, wanted)
+            return
+        if event is None:
+            got = f"the TLS handshake succeeded, and nothing arrived within {self.timeout:g} s of CONNECT"
+        elif isinstance(event, Closed):
+            got = f"the TLS handshake succeeded, then the connection closed without a TLS alert ({event.how}: {event.detail})"
+        elif isinstance(event, PacketReceived):
+            got = f"the TLS handshake succeeded and the broker answered CONNECT: {describe(event.decoded.packet, self.scenario.protocol)}"
+        else:
+            got = "the TLS handshake succeeded, then undecodable bytes arrived"
+        raise ScenarioFailed(f"expected: {wanted}\nreceived: {got}")
+
+    @staticmethod
+    def _check_tls_reason(expected: Any, reason: str, detail: str, wanted: str) -> None:
+        problems = mismatches({"reason": expected}, {"reason": reason})
+        if problems:
+            raise ScenarioFailed(f"expected: {wanted}\nreceived: {detail}\nmismatch: " + "; ".join(problems))
+
+    def _step_expect_websocket(self, step: Step, record: StepRecord) -> None:
+        client = self._client(step, open_if_needed=False)
+        transport = getattr(client, "transport", None)
+        if not hasattr(transport, "subprotocol"):
+            raise SetupFailed(f"connection {step.on!r} is not a WebSocket (ws:// or wss://)")
+        expected = {k: v for k, v in self._resolve(step.args).items() if k in ("subprotocol", "status")}
+        actual = {"subprotocol": transport.subprotocol, "status": transport.status}  # type: ignore[union-attr]
+        problems = mismatches(expected, actual)
+        if problems:
+            raise ScenarioFailed(
+                f"expected: WebSocket handshake {describe_expected(expected)}\n"
+                f"received: {transport.status}; Sec-WebSocket-Protocol: {transport.subprotocol or '(none)'}\n"  # type: ignore[union-attr]
+                "mismatch: " + "; ".join(problems)
+            )
 
     def _step_connect(self, step: Step, record: StepRecord) -> None:
         client = self._client(step)
-        record.sent.append(client.send_packet(self._connect_packet(step.on, self._resolve(step.args))))
+        args = self._resolve(step.args)
+        framing = _framing(args)
+        packet = self._connect_packet(step.on, args)
+        try:
+            record.sent.append(client.send_packet(packet, **framing))
+        except (TlsFailure, HandshakeFailed, OSError) as exc:
+            # Only the paho client connects on CONNECT (the raw one opened its connection before).
+            raise SetupFailed(f"cannot open {getattr(client, 'address', self.endpoint.address).url}: {exc}") from None
 
     def _step_connected(self, step: Step, record: StepRecord) -> None:
         self._step_connect(step, record)
@@ -172,13 +294,15 @@ class ScenarioRunner:
                 overrides[key] = parse_hex(overrides[key])
         if isinstance(overrides.get("remaining_length"), str):
             overrides["remaining_length"] = parse_hex(overrides["remaining_length"])
+        framing = _framing(args)
         packet = self._connect_packet(step.on, args) if kind == "connect" else self._build(kind, args)
-        record.sent.append(client.send_packet(packet, **overrides))
+        record.sent.append(client.send_packet(packet, **framing, **overrides))
 
     def _step_send_raw(self, step: Step, record: StepRecord) -> None:
         client = self._client(step)
+        # Resolved apart: a mapping with a `hex` key is itself a value form (bytes) to the resolver.
         data = parse_hex(str(self._resolve(step.args["hex"])))
-        client.send_bytes(data)
+        client.send_bytes(data, **_framing(self._resolve({k: v for k, v in step.args.items() if k != "hex"})))
         record.sent.append(data)
 
     def _step_disconnect(self, step: Step, record: StepRecord) -> None:
@@ -199,7 +323,11 @@ class ScenarioRunner:
         timeout = float(args.pop("timeout", self.timeout))
         save = args.pop("save", {}) or {}
         allowed = set(args.pop("allow_findings", []) or [])
-        decoded = self._expect_packet(step, record, args, timeout, allowed)
+        may_send = list(args.pop("may_send", []) or [])
+        or_close = bool(args.pop("or_close", False))
+        decoded = self._expect_packet(step, record, args, timeout, allowed, may_send, or_close)
+        if decoded is None:  # or_close: the broker closed instead, which the step allows; nothing to save
+            return
         fields = packet_fields(decoded.packet)
         for variable, field_name in save.items():
             if field_name not in fields:
@@ -207,19 +335,32 @@ class ScenarioRunner:
             self.variables.saved[variable] = fields[field_name]
 
     def _expect_packet(
-        self, step: Step, record: StepRecord, expected: Mapping[str, Any], timeout: float, allowed: set[str] | None = None
-    ) -> Decoded:
+        self, step: Step, record: StepRecord, expected: Mapping[str, Any], timeout: float, allowed: set[str] | None = None,
+        may_send: list[Mapping[str, Any]] | None = None, or_close: bool = False,
+    ) -> Decoded | None:
+        """The next packet matches `expected`. Packets matching an entry of `may_send` may come first
+        (each entry once); with `or_close` a close instead of the packet is accepted (returns None)."""
         client = self._client(step, open_if_needed=False)
-        event = client.next_event(timeout)
-        wanted = describe_expected(expected)
-        if event is None:
-            raise ScenarioFailed(f"expected: {wanted}\nreceived: nothing within {timeout:g} s")
-        decoded = self._packet_or_fail(event, wanted, allowed or set())
-        record.received.append(decoded)
-        problems = _match_packet(expected, decoded)
-        if problems:
-            raise ScenarioFailed(f"expected: {wanted}\n{_received_text(decoded, self.scenario.protocol)}\nmismatch: " + "; ".join(problems))
-        return decoded
+        optional = list(may_send or [])
+        wanted = describe_expected(expected) + (" (or the broker closes the connection)" if or_close else "")
+        if optional:
+            wanted += " (before it, may come: " + " or ".join(describe_expected(m) for m in optional) + ")"
+        deadline = time.monotonic() + timeout
+        while True:
+            event = client.next_event(max(deadline - time.monotonic(), 0))
+            if event is None:
+                raise ScenarioFailed(f"expected: {wanted}\nreceived: nothing within {timeout:g} s")
+            if or_close and isinstance(event, Closed):
+                return None
+            decoded = self._packet_or_fail(event, wanted, allowed or set())
+            record.received.append(decoded)
+            problems = _match_packet(expected, decoded)
+            if not problems:
+                return decoded
+            index = next((i for i, matcher in enumerate(optional) if not _match_packet(matcher, decoded)), None)
+            if index is None:
+                raise ScenarioFailed(f"expected: {wanted}\n{_received_text(decoded, self.scenario.protocol)}\nmismatch: " + "; ".join(problems))
+            del optional[index]  # each allowed packet may come once
 
     def _packet_or_fail(self, event: Event, wanted: str, allowed: set[str]) -> Decoded:
         if isinstance(event, Closed):
@@ -280,15 +421,37 @@ class ScenarioRunner:
     def _step_expect_nothing(self, step: Step, record: StepRecord) -> None:
         # A PINGRESP proves the broker has processed everything sent before the PINGREQ: if nothing
         # else arrived first, nothing else was going to. No sleep is involved.
+        # Packets matching an entry of `may_send` may still arrive before the PINGRESP (each entry once).
         client = self._client(step, open_if_needed=False)
+        optional: list[Mapping[str, Any]] = list(self._resolve(step.args).get("may_send", []) or [])
+        wanted = "nothing (PINGRESP to the barrier PINGREQ)"
+        if optional:
+            wanted = "nothing but " + " or ".join(describe_expected(m) for m in optional) + " (then PINGRESP to the barrier PINGREQ)"
         record.sent.append(client.send_packet(Pingreq()))
-        event = client.next_event(self.timeout)
-        if event is None:
-            raise ScenarioFailed(f"expected: nothing (PINGRESP to the barrier PINGREQ)\nreceived: no PINGRESP within {self.timeout:g} s")
-        decoded = self._packet_or_fail(event, "nothing (PINGRESP to the barrier PINGREQ)", set())
-        record.received.append(decoded)
-        if decoded.packet.TYPE.name != "PINGRESP":
-            raise ScenarioFailed(f"expected: nothing (PINGRESP to the barrier PINGREQ)\n{_received_text(decoded, self.scenario.protocol)}")
+        deadline = time.monotonic() + self.timeout
+        while True:
+            event = client.next_event(max(deadline - time.monotonic(), 0))
+            if event is None:
+                raise ScenarioFailed(f"expected: {wanted}\nreceived: no PINGRESP within {self.timeout:g} s")
+            decoded = self._packet_or_fail(event, wanted, set())
+            record.received.append(decoded)
+            if decoded.packet.TYPE.name == "PINGRESP":
+                return
+            index = next((i for i, matcher in enumerate(optional) if not _match_packet(matcher, decoded)), None)
+            if index is None:
+                raise ScenarioFailed(f"expected: {wanted}\n{_received_text(decoded, self.scenario.protocol)}")
+            del optional[index]
+
+
+def _framing(args: dict[str, Any]) -> dict[str, Any]:
+    """Pop the framing options (frames, hold, ws_opcode) a step may carry; only those given are passed on."""
+    framing = {key: args.pop(key) for key in ("frames", "hold", "ws_opcode") if key in args}
+    frames = framing.get("frames")
+    if frames is not None and not (isinstance(frames, int) and frames >= 1 or isinstance(frames, list)):
+        raise UnresolvableValue(f"frames: expected a count or a list of byte offsets, got {frames!r}")
+    if framing.get("ws_opcode", "binary") not in ("binary", "text"):
+        raise UnresolvableValue(f"ws_opcode: expected binary or text, got {framing['ws_opcode']!r}")
+    return framing
 
 
 def _match_packet(expected: Mapping[str, Any], decoded: Decoded) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.wire import RawField
 
-_REFERENCE = re.compile(r"\$\{([a-z_]+)(?::([A-Za-z0-9_.-]+))?\}")
+_REFERENCE = re.compile(r"\$\{([a-z_][a-z0-9_]*)(?::([A-Za-z0-9_.-]+))?\}")
 _ALPHANUMERIC = string.ascii_letters + string.digits
 
 
@@ -75,7 +75,10 @@ def substitute(text: str, variables: Variables) -> Any:
     whole = _REFERENCE.fullmatch(text)
     if whole:
         return variables.lookup(whole.group(1), whole.group(2))
-    return _REFERENCE.sub(lambda m: str(variables.lookup(m.group(1), m.group(2))), text)
+    result = _REFERENCE.sub(lambda m: str(variables.lookup(m.group(1), m.group(2))), text)
+    if "${" in _REFERENCE.sub("", text):
+        raise UnresolvableValue(f"malformed variable reference in {text!r} (expected ${{name}} or ${{name:arg}})")
+    return result
 
 
 def choose_by_profile(options: Mapping[str, Any], profile: str) -> Any:

@@ -5,6 +5,7 @@ free loopback port (`launch: mosquitto`, `launch: reference`) and stopped when t
 Credentials are never written in targets.yaml: they come from environment variables.
 """
 
+import dataclasses
 import os
 import socket
 import tempfile
@@ -16,11 +17,13 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
+from harness.clients import Address, TlsMaterial, TlsOptions, parse_address
+from harness.clients.tls import TLS_VERSIONS
 from harness.errors import HarnessError
 from harness.scenarios.runner import Endpoint
 from harness.targets.profiles import Profile
 
-DEFAULT_TARGET = "mosquitto"
+DEFAULT_TARGET = "reference"
 # What a harness-launched broker always offers: the standard accounts and their ACL.
 LAUNCHED_CAPABILITIES = {"auth": True, "restricted_account": True, "anonymous_refused": True}
 
@@ -42,22 +45,65 @@ class TargetSpec:
     capabilities: dict[str, bool] = field(default_factory=dict)
     deviations: dict[str, str] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    # Endpoints of one broker by name (tcp, tls, ws, wss, or any name) -> URL; `url` alone is one endpoint.
+    endpoints: dict[str, str] = field(default_factory=dict)
+    tls: dict[str, Any] = field(default_factory=dict)  # TLS_FIELDS: how TLS endpoints are verified
+    endpoint_tls: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-endpoint TLS overrides
+
+    def tls_options(self, endpoint: str | None = None) -> TlsOptions:
+        merged = {**self.tls, **self.endpoint_tls.get(endpoint or "", {})}
+        return TlsOptions(**merged)
+
+
+# targets.yaml `tls:` fields (and --tls-* options) -> TlsOptions fields.
+TLS_FIELDS = {"ca_file": str, "cert_file": str, "key_file": str, "server_name": str, "min_version": str,
+              "max_version": str, "insecure": bool}
+
+
+def check_tls(raw: Any, source: str) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise HarnessError(f"{source}: expected a mapping of {', '.join(TLS_FIELDS)}")
+    unknown = set(raw) - set(TLS_FIELDS)
+    if unknown:
+        raise HarnessError(f"{source}: unknown field(s) {', '.join(sorted(unknown))} (known: {', '.join(TLS_FIELDS)})")
+    checked: dict[str, Any] = {}
+    for key, value in raw.items():
+        if TLS_FIELDS[key] is bool:
+            if not isinstance(value, bool):
+                raise HarnessError(f"{source}.{key}: expected true or false")
+            checked[key] = value
+        elif key in ("min_version", "max_version"):
+            if str(value) not in TLS_VERSIONS:
+                raise HarnessError(f"{source}.{key}: {value!r} is not a TLS version (known: {', '.join(TLS_VERSIONS)})")
+            checked[key] = str(value)
+        elif key.endswith("_file"):
+            path = Path(os.path.expanduser(str(value)))
+            if not path.is_file():
+                raise HarnessError(f"{source}.{key}: file {path} not found")
+            checked[key] = str(path.resolve())
+        else:
+            checked[key] = str(value)
+    return checked
 
 
 def parse_url(url: str, source: str) -> tuple[str, int, Account | None]:
-    parts = urlsplit(url)
-    if parts.scheme != "mqtt":
-        raise HarnessError(f"{source}: unsupported URL scheme {parts.scheme!r} in {redact_url(url)} (supported: mqtt://)")
-    if not parts.hostname:
-        raise HarnessError(f"{source}: no host in {redact_url(url)} (expected mqtt://[user:pass@]host:port)")
+    address, account = parse_endpoint_url(url, source)
+    return address.host, address.port, account
+
+
+def parse_endpoint_url(url: str, source: str) -> tuple[Address, Account | None]:
+    """mqtt://, mqtts://, ws:// or wss:// [user:pass@] host [:port] [/path] -> its Address and account."""
     try:
-        port = parts.port or 1883
-    except ValueError:
-        raise HarnessError(f"{source}: bad port in {redact_url(url)}") from None
+        address = parse_address(url)
+    except ValueError as exc:
+        raise HarnessError(f"{source}: {exc} in {redact_url(url)}") from None
+    parts = urlsplit(url)
     account = None
     if parts.username is not None:
         account = Account(unquote(parts.username), unquote(parts.password or ""))
-    return parts.hostname, port, account
+    return address, account
 
 
 def redact_url(url: str) -> str:
@@ -69,14 +115,15 @@ def redact_url(url: str) -> str:
 
 
 def target_from_url(url: str) -> TargetSpec:
-    host, port, account = parse_url(url, "--broker")
+    address, account = parse_endpoint_url(url, "--broker")
     accounts = {"default": account} if account else {}
     return TargetSpec(
-        name=f"{host}:{port}",
+        name=f"{address.host}:{address.port}",
         source="--broker",
         url=url,
         accounts=accounts,
         capabilities={"auth": account is not None},
+        endpoints={address.transport: url},
     )
 
 
@@ -102,11 +149,13 @@ def target_from_file(path: Path, name: str | None) -> TargetSpec:
     source = f"{path.name}: targets.{chosen}"
     if not isinstance(entry, dict):
         raise HarnessError(f"{source}: expected a mapping")
-    unknown = set(entry) - {"url", "launch", "profile", "accounts", "capabilities", "deviations", "settings", "description"}
+    unknown = set(entry) - {"url", "launch", "profile", "accounts", "capabilities", "deviations", "settings", "description",
+                            "endpoints", "tls"}
     if unknown:
         raise HarnessError(f"{source}: unknown field(s) {', '.join(sorted(unknown))}")
-    if bool(entry.get("url")) == bool(entry.get("launch")):
-        raise HarnessError(f"{source}: give exactly one of 'url' or 'launch'")
+    if sum(bool(entry.get(key)) for key in ("url", "launch", "endpoints")) != 1:
+        raise HarnessError(f"{source}: give exactly one of 'url', 'endpoints' or 'launch'")
+    endpoints, endpoint_tls = _endpoints(entry, source)
     accounts: dict[str, Account] = {}
     for account_name, creds in (entry.get("accounts") or {}).items():
         field_source = f"{source}.accounts.{account_name}"
@@ -115,8 +164,8 @@ def target_from_file(path: Path, name: str | None) -> TargetSpec:
         accounts[account_name] = Account(
             _secret(creds.get("username"), f"{field_source}.username"), _secret(creds.get("password"), f"{field_source}.password")
         )
-    if entry.get("url"):
-        _, _, url_account = parse_url(entry["url"], source)
+    for url in endpoints.values():
+        _, url_account = parse_endpoint_url(url, source)
         if url_account and "default" not in accounts:
             accounts["default"] = url_account
     # A launched broker brings its own accounts; a reached one offers what its accounts allow.
@@ -132,7 +181,35 @@ def target_from_file(path: Path, name: str | None) -> TargetSpec:
         capabilities=capabilities,
         deviations={str(k): str(v) for k, v in (entry.get("deviations") or {}).items()},
         settings=dict(entry.get("settings") or {}),
+        endpoints=endpoints,
+        tls=check_tls(entry.get("tls"), f"{source}.tls"),
+        endpoint_tls=endpoint_tls,
     )
+
+
+def _endpoints(entry: dict[str, Any], source: str) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """`url: U` -> {transport of U: U}; `endpoints: {name: URL or {url, tls}}` -> names in file order."""
+    if entry.get("url"):
+        address, _ = parse_endpoint_url(entry["url"], source)
+        return {address.transport: entry["url"]}, {}
+    raw = entry.get("endpoints")
+    if raw is None:
+        return {}, {}
+    if not isinstance(raw, dict) or not raw:
+        raise HarnessError(f"{source}.endpoints: expected a mapping of name to URL (tcp: mqtt://..., tls: mqtts://...)")
+    urls: dict[str, str] = {}
+    tls: dict[str, dict[str, Any]] = {}
+    for name, value in raw.items():
+        where = f"{source}.endpoints.{name}"
+        if isinstance(value, dict):
+            unknown = set(value) - {"url", "tls"}
+            if unknown or "url" not in value:
+                raise HarnessError(f"{where}: expected a URL or {{url, tls}}")
+            tls[str(name)] = check_tls(value.get("tls"), f"{where}.tls")
+            value = value["url"]
+        parse_endpoint_url(str(value), where)
+        urls[str(name)] = str(value)
+    return urls, tls
 
 
 def _secret(value: Any, source: str) -> str:
@@ -148,16 +225,24 @@ def _secret(value: Any, source: str) -> str:
 
 
 class TargetSession:
-    """The target for this run: launched once (by the xdist controller), reachable by every worker."""
+    """The target for this run: launched once (by the xdist controller), reachable by every worker.
+
+    A target has one or more named endpoints (tcp, tls, ws, wss, ...; a launched broker also mtls,
+    tls-expired and tls-not-yet-valid); `endpoint(name)` gives the runner's view of one of them.
+    """
 
     def __init__(self, spec: TargetSpec, profile: Profile) -> None:
         self.spec = spec
         self.profile = profile
-        self._endpoint: Endpoint | None = None
+        self._endpoint: Endpoint | None = None  # accounts and settings; address of the default endpoint
+        self._addresses: dict[str, Address] = {}
+        self._checked: dict[str, str | None] = {}  # remote endpoint name -> why it is unreachable (None: fine)
         self._error: str | None = None
         self._broker: Any = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self.version: str | None = None
+        self.run_endpoints: list[str] = []  # what --transport chose (choose_endpoints)
+        self.run_clients: list[str] = []  # what --clients chose: every scenario runs with these kinds
 
     @property
     def capabilities(self) -> dict[str, bool]:
@@ -171,8 +256,128 @@ class TargetSession:
     def settings(self) -> dict[str, Any]:
         return {**self.profile.settings, **self.spec.settings}
 
-    def endpoint(self) -> Endpoint:
-        """The reachable endpoint, starting the broker on first use; HarnessError if there is none."""
+    # -- endpoints, known before anything starts --------------------------------------------------
+
+    def endpoint_names(self) -> list[str]:
+        """Every endpoint the target offers, default first."""
+        if self.spec.launch:
+            from harness.launch import launcher_listeners
+
+            return list(launcher_listeners(self.spec.launch))
+        return list(self.spec.endpoints)
+
+    def transport_of(self, name: str) -> str:
+        if self.spec.launch:
+            from harness.launch import LISTENER_KINDS
+
+            return LISTENER_KINDS[name]
+        return parse_address(self.spec.endpoints[name]).transport
+
+    def endpoint_for_transport(self, transport: str) -> str | None:
+        """The endpoint a `--transport` value means: the one of that name, else the first of that transport."""
+        names = self.endpoint_names()
+        if transport in names:
+            return transport
+        return next((name for name in names if self.transport_of(name) == transport), None)
+
+    def choose_endpoints(self, option: str | None) -> list[str]:
+        """The endpoints transport-agnostic scenarios run over: `--transport` (names or transports,
+        comma-separated, or `all` for every plain/TLS/WebSocket endpoint), else the target's default."""
+        names = self.endpoint_names()
+        if not option:
+            chosen = names[:1]
+        elif option.strip() == "all":
+            # The special-purpose listeners of a launched broker (mtls, tls-expired, ...) serve their own scenarios.
+            chosen = [n for n in names if not self.spec.launch or n in ("tcp", "tls", "ws", "wss")]
+        else:
+            chosen = []
+            for wanted in (part.strip() for part in option.split(",") if part.strip()):
+                name = self.endpoint_for_transport(wanted)
+                if name is None:
+                    raise HarnessError(f"--transport {wanted}: target {self.spec.name} has no such endpoint (it has: {', '.join(names)})")
+                chosen.append(name)
+        self.run_endpoints = list(dict.fromkeys(chosen))
+        return self.run_endpoints
+
+    def choose_clients(self, option: str | None) -> list[str]:
+        kinds = [part.strip() for part in (option or "").split(",") if part.strip()]
+        unknown = [kind for kind in kinds if kind not in ("raw", "paho")]
+        if unknown:
+            raise HarnessError(f"--clients: unknown client kind {', '.join(unknown)} (known: raw, paho)")
+        self.run_clients = list(dict.fromkeys(kinds))
+        return self.run_clients
+
+    def variants(self, scenario: Any) -> list[tuple[str | None, str, str]]:
+        """One test item per (endpoint, client kind): [(endpoint or None if none fits, kind, id suffix)].
+
+        A scenario about certain transports (`transports: [ws, wss]`) runs over the run's endpoints of
+        those transports; if the run has none, once over the target's first endpoint of one (it is
+        about that transport, whatever --transport says), else it is skipped.
+        """
+        chosen = self.run_endpoints or self.endpoint_names()[:1]
+        fitting: list[str | None] = list(chosen)
+        if scenario.transports:
+            fitting = [n for n in chosen if self.transport_of(n) in scenario.transports]
+            if not fitting:
+                offered = [self.endpoint_for_transport(t) for t in scenario.transports]
+                fitting = [next((n for n in offered if n is not None), None)]
+        kinds = self.run_clients or list(scenario.clients)
+        result = []
+        for name in fitting:
+            for kind in kinds:
+                params = ([name] if len(chosen) > 1 and name else []) + ([kind] if len(kinds) > 1 else [])
+                result.append((name, kind, f"[{'-'.join(params)}]" if params else ""))
+        return result
+
+    def missing_for(self, scenario: Any, endpoint: str | None, kind: str = "raw") -> str | None:
+        """Why `scenario` cannot run over `endpoint` with the client `kind` (a skip reason), or None."""
+        if kind == "paho":
+            from harness.clients.paho import scenario_raw_only
+
+            reason = scenario_raw_only(scenario.steps, scenario.protocol)
+            if reason:
+                return f"needs the raw client: {reason}"
+        if endpoint is None:
+            return (f"scenario is about {' or '.join(scenario.transports)}; target {self.spec.name} offers "
+                    f"only {', '.join(self.endpoint_names())}")
+        names = self.endpoint_names()
+        for step in scenario.steps:
+            named = step.args.get("endpoint") if isinstance(step.args, dict) else None
+            if named and named not in names:
+                return f"target {self.spec.name} offers no {named!r} endpoint (it has: {', '.join(names)})"
+            tls = step.args.get("tls") if isinstance(step.args, dict) else None
+            if isinstance(tls, dict) and tls.get("client_cert") == "target" and not self.spec.launch \
+                    and not self.spec.tls.get("cert_file") and not self.spec.tls_options(named or endpoint).cert_file:
+                return f"target {self.spec.name} has no client certificate (tls.cert_file / --tls-cert)"
+        return None
+
+    def header_lines(self) -> list[str]:
+        """What the run header says about the target's endpoints, and loudly if verification is off."""
+        where = f"launched by the harness ({self.spec.launch})" if self.spec.launch else "reached over the network"
+        chosen = self.run_endpoints or self.endpoint_names()[:1]
+        lines = [f"mqtt target: {self.spec.name}, {where}; endpoints: {', '.join(self.endpoint_names())}; "
+                 f"scenarios run over: {', '.join(chosen)}"]
+        for name, url in self.spec.endpoints.items():
+            tls = f" ({self.spec.tls_options(name).describe()})" if self.transport_of(name) in ("tls", "wss") else ""
+            lines.append(f"  {name}: {redact_url(url)}{tls}")
+        insecure = self.insecure_endpoints()
+        if insecure:
+            lines.append("!" * 100)
+            lines.append(f"!!! TLS CERTIFICATE VERIFICATION IS OFF for {', '.join(insecure)} (--tls-insecure / tls.insecure):")
+            lines.append("!!! the broker's certificate and host name are NOT checked; TLS failure scenarios cannot pass.")
+            lines.append("!" * 100)
+        return lines
+
+    def insecure_endpoints(self) -> list[str]:
+        """Endpoints whose TLS certificate verification is switched off (said loudly in the run header)."""
+        return [name for name in self.endpoint_names()
+                if self.transport_of(name) in ("tls", "wss") and self.spec.tls_options(name).insecure]
+
+    # -- the running target -------------------------------------------------------------------
+
+    def endpoint(self, name: str | None = None) -> Endpoint:
+        """The endpoint `name` (default: the target's first), starting the broker on first use;
+        HarnessError if the target cannot be used or the endpoint is unreachable."""
         if self._endpoint is None and self._error is None:
             try:
                 self._endpoint = self._start()
@@ -181,48 +386,101 @@ class TargetSession:
         if self._error is not None:
             raise HarnessError(self._error)
         assert self._endpoint is not None
-        return self._endpoint
+        if name is None:
+            name = next(iter(self._addresses))
+        address = self._addresses.get(name)
+        if address is None:
+            raise HarnessError(f"target {self.spec.name} has no endpoint {name!r} (it has: {', '.join(self._addresses)})")
+        if not self.spec.launch:
+            self._check_reachable(name, address)
+        return dataclasses.replace(self._endpoint, host=address.host, port=address.port, transport=address.transport,
+                                   path=address.path, tls=address.tls)
+
+    def _check_reachable(self, name: str, address: Address) -> None:
+        if name not in self._checked:
+            try:
+                with socket.create_connection((address.host, address.port), timeout=5):
+                    self._checked[name] = None
+            except OSError as exc:
+                url = redact_url(self.spec.endpoints.get(name, address.url))
+                self._checked[name] = f"broker {url} unreachable: {exc.strerror or exc}"
+        problem = self._checked[name]
+        if problem is not None:
+            raise HarnessError(problem)
 
     def _start(self) -> Endpoint:
+        from harness.certs import make_pki
+
         if self.spec.launch:
-            from harness.launch import LaunchError, launch
+            from harness.launch import LaunchError, launch, launcher_listeners
 
             self._workdir = tempfile.TemporaryDirectory(prefix=f"mqtt-harness-{self.spec.launch}-")
+            listeners = launcher_listeners(self.spec.launch)
+            options: dict[str, Any] = {"transports": listeners} if listeners != ("tcp",) else {}
+            if self.spec.launch == "reference":  # the bundled broker imitates the profile's platform
+                options.update(personality=self.profile.personality, personality_options=self.settings)
             try:
-                self._broker = launch(self.spec.launch, Path(self._workdir.name))
+                self._broker = launch(self.spec.launch, Path(self._workdir.name), **options)
             except LaunchError as exc:
                 raise HarnessError(str(exc)) from None
             self.version = self._broker.version
             accounts = {name: Account(a.username, a.password) for name, a in self._broker.accounts.items()}
             accounts.update(self.spec.accounts)
-            return self._make_endpoint(self._broker.host, self._broker.port, accounts)
-        assert self.spec.url is not None
-        host, port, _ = parse_url(self.spec.url, self.spec.source)
-        try:
-            with socket.create_connection((host, port), timeout=5):
-                pass
-        except OSError as exc:
-            raise HarnessError(f"broker {redact_url(self.spec.url)} unreachable: {exc.strerror or exc}") from None
-        return self._make_endpoint(host, port, dict(self.spec.accounts))
+            pki = self._broker.pki
+            if pki is None:
+                pki = make_pki(Path(self._workdir.name) / "client-certs")  # only the foreign material is used
+            tls = TlsOptions(**{"ca_file": str(pki.ca), **self.spec.tls})
+            for name, served in self._broker.endpoints.items():
+                served_tls = None
+                if served.transport in ("tls", "wss"):
+                    served_tls = tls if name != "mtls" else dataclasses.replace(
+                        tls, cert_file=str(pki.client.cert), key_file=str(pki.client.key))
+                self._addresses[name] = Address(served.transport, served.host, served.port, served.path or "/mqtt", served_tls)
+            material = TlsMaterial(ca_file=str(pki.ca), client_cert=str(pki.client.cert), client_key=str(pki.client.key),
+                                   foreign_ca=str(pki.foreign_ca), foreign_cert=str(pki.foreign_client.cert),
+                                   foreign_key=str(pki.foreign_client.key))
+            return self._make_endpoint(accounts, material)
+        self._workdir = tempfile.TemporaryDirectory(prefix="mqtt-harness-certs-")
+        foreign = make_pki(Path(self._workdir.name))  # a CA and client certificate the target has never seen
+        for name, url in self.spec.endpoints.items():
+            address, _ = parse_endpoint_url(url, self.spec.source)
+            if address.uses_tls:
+                address = address.with_tls(self._tls_options(name))
+            self._addresses[name] = address
+        tls = self.spec.tls
+        material = TlsMaterial(ca_file=tls.get("ca_file"), client_cert=tls.get("cert_file"), client_key=tls.get("key_file"),
+                               foreign_ca=str(foreign.ca), foreign_cert=str(foreign.foreign_client.cert),
+                               foreign_key=str(foreign.foreign_client.key))
+        return self._make_endpoint(dict(self.spec.accounts), material)
 
-    def _make_endpoint(self, host: str, port: int, accounts: dict[str, Account]) -> Endpoint:
+    def _tls_options(self, name: str) -> TlsOptions:
+        try:
+            return self.spec.tls_options(name)
+        except TypeError as exc:
+            raise HarnessError(f"{self.spec.source}: bad TLS options for endpoint {name}: {exc}") from None
+
+    def _make_endpoint(self, accounts: dict[str, Account], material: TlsMaterial) -> Endpoint:
         from harness.launch import RESTRICTED_PREFIX
 
-        return Endpoint(host=host, port=port, accounts=accounts, profile=self.profile.name,
-                        acl_allowed_prefix=RESTRICTED_PREFIX, settings=self.settings)
+        first = next(iter(self._addresses.values()))
+        return Endpoint(host=first.host, port=first.port, accounts=accounts, profile=self.profile.name,
+                        acl_allowed_prefix=RESTRICTED_PREFIX, settings=self.settings, transport=first.transport,
+                        path=first.path, tls=first.tls, named=dict(self._addresses), tls_material=material)
 
     def export(self) -> dict[str, Any]:
         """What an xdist worker needs to use the controller's broker (plain data)."""
         try:
-            endpoint = self.endpoint()
+            endpoint = self.endpoint(next(iter(self.endpoint_names()), None))
         except HarnessError as exc:
-            return {"error": str(exc)}
+            if self._endpoint is None:
+                return {"error": str(exc)}
+            endpoint = self._endpoint  # one remote endpoint is down: workers find out per endpoint
         return {
-            "host": endpoint.host,
-            "port": endpoint.port,
             "accounts": {k: [a.username, a.password] for k, a in endpoint.accounts.items()},
             "acl_allowed_prefix": endpoint.acl_allowed_prefix,
             "version": self.version,
+            "addresses": {name: _address_data(a) for name, a in self._addresses.items()},
+            "tls_material": dataclasses.asdict(endpoint.tls_material),
         }
 
     def adopt(self, exported: dict[str, Any]) -> None:
@@ -232,10 +490,11 @@ class TargetSession:
             return
         self.version = exported.get("version")
         accounts = {k: Account(*v) for k, v in exported["accounts"].items()}
-        self._endpoint = Endpoint(
-            host=exported["host"], port=exported["port"], accounts=accounts, profile=self.profile.name,
-            acl_allowed_prefix=exported["acl_allowed_prefix"], settings=self.settings,
-        )
+        for name, data in exported["addresses"].items():
+            tls = TlsOptions(**data["tls"]) if data["tls"] is not None else None
+            self._addresses[name] = Address(data["transport"], data["host"], data["port"], data["path"], tls)
+        endpoint = self._make_endpoint(accounts, TlsMaterial(**exported["tls_material"]))
+        self._endpoint = dataclasses.replace(endpoint, acl_allowed_prefix=exported["acl_allowed_prefix"])
 
     def stop(self) -> None:
         if self._broker is not None:
@@ -244,3 +503,8 @@ class TargetSession:
         if self._workdir is not None:
             self._workdir.cleanup()
             self._workdir = None
+
+
+def _address_data(address: Address) -> dict[str, Any]:
+    return {"transport": address.transport, "host": address.host, "port": address.port, "path": address.path,
+            "tls": dataclasses.asdict(address.tls) if address.tls is not None else None}

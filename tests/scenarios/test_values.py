@@ -59,3 +59,14 @@ def test_unknown_variable_and_account(variables):
         resolve("${nope}", variables)
     with pytest.raises(UnresolvableValue, match="no account named 'admin'"):
         resolve("${user:admin}", variables)
+
+
+def test_saved_names_may_hold_digits(variables):
+    variables.saved["p1"] = 11
+    assert resolve("${p1}", variables) == 11
+    assert resolve("x${p1}y", variables) == "x11y"
+
+
+def test_a_malformed_reference_is_an_error_not_literal_text(variables):
+    with pytest.raises(UnresolvableValue, match="malformed variable reference"):
+        resolve("a${Upper}b", variables)
