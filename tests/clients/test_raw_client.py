@@ -54,10 +54,13 @@ def test_a_clean_close_is_fin():
 
 def test_a_reset_is_reported_as_reset():
     def script(connection: socket.socket) -> None:
+        connection.recv(1)  # reset only once the client is connected, never during connect()
         connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         connection.close()
 
-    event = _client(script).next_event(2)
+    client = _client(script)
+    client.send_bytes(b"\xc0")
+    event = client.next_event(2)
     assert isinstance(event, Closed) and event.how == "reset"
 
 
