@@ -24,15 +24,13 @@ from harness.launch.base import (
     ACCOUNT_FILTERS,
     LISTENER_KINDS,
     STANDARD_ACCOUNTS,
-    WS_PATH,
     Account,
     LaunchError,
-    PortInUseError,
     RunningBroker,
-    ServedEndpoint,
     check_listeners,
 )
-from harness.launch.process import BrokerProcess, free_port
+from harness.launch.listeners import pki_for, served_endpoints, start_on_free_ports
+from harness.launch.process import BrokerProcess
 
 NAME = "mosquitto"
 DEFAULT_BINARY = "/usr/sbin/mosquitto"
@@ -46,7 +44,6 @@ _READY = re.compile(r"mosquitto version (\S+) running")
 _VERSION = re.compile(r"mosquitto version (\S+)")
 # Lines that follow the real error and would otherwise hide it in LaunchError messages.
 _NOISE = re.compile(r"^Error found at |should not be run as root|version \S+ terminating|^Saving in-memory")
-_ATTEMPTS = 3  # a free port can be taken between free_port() and mosquitto's bind: retry on a new one
 
 
 @dataclass(frozen=True)
@@ -212,17 +209,12 @@ def launch(
     dynsec_file = workdir / "dynsec.json"
     dynsec_file.write_text(json.dumps(dynsec_config(accounts), indent=1))
     conf_file = workdir / "mosquitto.conf"
-    pki = None
-    if any(LISTENER_KINDS[kind] in ("tls", "wss") for kind in transports):
-        from harness.certs import make_pki
+    pki = pki_for(transports, workdir)
 
-        pki = make_pki(workdir / "certs")
-    for attempt in range(1, _ATTEMPTS + 1):
-        chosen = port if port is not None else free_port()
-        ports = {kind: chosen if kind == "tcp" else free_port() for kind in transports}
+    def prepare(chosen: int, ports: dict[str, int]) -> BrokerProcess:
         listeners = [Listener(chosen), *tls_listeners(ports, pki)]
         conf_file.write_text(mosquitto_conf(listeners, plugin, dynsec_file, extra_config))
-        proc = BrokerProcess(
+        return BrokerProcess(
             NAME,
             [binary, "-c", str(conf_file)],
             host="127.0.0.1",
@@ -235,24 +227,17 @@ def launch(
             timeout=timeout,
             ignore_lines=_NOISE,
         )
-        try:
-            proc.start()
-        except PortInUseError:
-            if port is not None or attempt == _ATTEMPTS:
-                raise
-            continue
-        found = proc.ready_match or _VERSION.search(proc.log_text())
-        return RunningBroker(
-            name=NAME,
-            host="127.0.0.1",
-            port=chosen,
-            version=found.group(1) if found else None,
-            log_path=proc.log_path,
-            accounts=dict(accounts),
-            process=proc,
-            endpoints={kind: ServedEndpoint(kind, LISTENER_KINDS[kind], "127.0.0.1", number,
-                                            WS_PATH if LISTENER_KINDS[kind] in ("ws", "wss") else "")
-                       for kind, number in ports.items()},
-            pki=pki,
-        )
-    raise AssertionError("unreachable")  # the loop returns or raises
+
+    proc, chosen, ports = start_on_free_ports(port, transports, prepare)
+    found = proc.ready_match or _VERSION.search(proc.log_text())
+    return RunningBroker(
+        name=NAME,
+        host="127.0.0.1",
+        port=chosen,
+        version=found.group(1) if found else None,
+        log_path=proc.log_path,
+        accounts=dict(accounts),
+        process=proc,
+        endpoints=served_endpoints(ports),
+        pki=pki,
+    )

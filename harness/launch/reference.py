@@ -23,17 +23,15 @@ from harness.launch.base import (
     WS_PATH,
     Account,
     LaunchError,
-    PortInUseError,
     RunningBroker,
-    ServedEndpoint,
     check_listeners,
 )
-from harness.launch.process import BrokerProcess, free_port
+from harness.launch.listeners import pki_for, served_endpoints, start_on_free_ports
+from harness.launch.process import BrokerProcess
 
 NAME = "reference"
 _PACKAGE_ROOT = Path(harness.__file__).resolve().parent
 _READY = re.compile(r"\bready\b", re.IGNORECASE)
-_ATTEMPTS = 3
 
 
 def platform_accounts(personality: str, accounts: Mapping[str, Account],
@@ -104,18 +102,13 @@ def launch(
     # `ready` line reaches the log as it is printed.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PACKAGE_ROOT.parent), env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
-    pki = None
-    if any(LISTENER_KINDS[kind] in ("tls", "wss") for kind in transports):
-        from harness.certs import make_pki
+    pki = pki_for(transports, workdir)
 
-        pki = make_pki(workdir / "certs")
-    for attempt in range(1, _ATTEMPTS + 1):
-        chosen = port if port is not None else free_port()
-        ports = {kind: chosen if kind == "tcp" else free_port() for kind in transports}
+    def prepare(chosen: int, ports: dict[str, int]) -> BrokerProcess:
         config = reference_config(chosen, personality, accounts, personality_options)
         config["listeners"] += [_listener(kind, number, pki, client_id_from_cn) for kind, number in ports.items() if kind != "tcp"]
         config_file.write_text(yaml.safe_dump(config, sort_keys=False))
-        proc = BrokerProcess(
+        return BrokerProcess(
             NAME,
             [sys.executable, "-m", "harness.broker", "--config", str(config_file)],
             host="127.0.0.1",
@@ -127,26 +120,19 @@ def launch(
             # `python -m` puts the cwd first on sys.path: run from the checkout so that it wins there too
             cwd=_PACKAGE_ROOT.parent,
         )
-        try:
-            proc.start()
-        except PortInUseError:
-            if port is not None or attempt == _ATTEMPTS:
-                raise
-            continue
-        return RunningBroker(
-            name=NAME,
-            host="127.0.0.1",
-            port=chosen,
-            version=harness.__version__,  # the broker ships with the harness
-            log_path=proc.log_path,
-            accounts=dict(accounts),
-            process=proc,
-            endpoints={kind: ServedEndpoint(kind, LISTENER_KINDS[kind], "127.0.0.1", number,
-                                            WS_PATH if LISTENER_KINDS[kind] in ("ws", "wss") else "")
-                       for kind, number in ports.items()},
-            pki=pki,
-        )
-    raise AssertionError("unreachable")
+
+    proc, chosen, ports = start_on_free_ports(port, transports, prepare)
+    return RunningBroker(
+        name=NAME,
+        host="127.0.0.1",
+        port=chosen,
+        version=harness.__version__,  # the broker ships with the harness
+        log_path=proc.log_path,
+        accounts=dict(accounts),
+        process=proc,
+        endpoints=served_endpoints(ports),
+        pki=pki,
+    )
 
 
 def _listener(kind: str, port: int, pki: Any, client_id_from_cn: bool) -> dict[str, Any]:

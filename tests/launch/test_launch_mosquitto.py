@@ -13,7 +13,7 @@ import pytest
 from launch_fixtures import V5, V31, V311, mosquitto, mosquitto_missing_reason, mqtt_client  # noqa: F401
 
 from harness.launch import RESTRICTED_PREFIX, LaunchError, PortInUseError, RunningBroker, launch
-from harness.launch import mosquitto as mosquitto_launcher
+from harness.launch import listeners as launcher_listeners
 from harness.launch.process import group_members
 
 needs_mosquitto = pytest.mark.skipif(
@@ -183,10 +183,10 @@ def test_explicit_port_in_use_is_reported(tmp_path: Path, listening: bool) -> No
 
 @needs_mosquitto
 def test_lost_port_race_is_retried_on_a_new_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_free_port = mosquitto_launcher.free_port
+    real_free_port = launcher_listeners.free_port
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))  # bound, not listening: mosquitto itself fails to bind
         ports = iter([taken.getsockname()[1]])
-        monkeypatch.setattr(mosquitto_launcher, "free_port", lambda: next(ports, None) or real_free_port())
+        monkeypatch.setattr(launcher_listeners, "free_port", lambda: next(ports, None) or real_free_port())
         with launch("mosquitto", tmp_path) as broker:
             assert broker.port != taken.getsockname()[1]

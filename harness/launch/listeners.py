@@ -1,0 +1,48 @@
+"""What every launcher does with its listeners: certificates, free ports with a retry, the endpoint map."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.launch.base import LISTENER_KINDS, WS_PATH, PortInUseError, ServedEndpoint
+from harness.launch.process import BrokerProcess, free_port
+
+# A free port can be taken by another process between free_port() and the broker's bind: retry on new ones.
+PORT_ATTEMPTS = 3
+
+
+def pki_for(transports: Sequence[str], workdir: Path) -> Any:
+    """Certificates for this run under workdir/certs when a TLS listener is asked for, else None."""
+    if not any(LISTENER_KINDS[kind] in ("tls", "wss") for kind in transports):
+        return None
+    from harness.certs import make_pki  # cryptography is only imported when TLS is used
+
+    return make_pki(workdir / "certs")
+
+
+def start_on_free_ports(
+    port: int | None, transports: Sequence[str], prepare: Callable[[int, dict[str, int]], BrokerProcess]
+) -> tuple[BrokerProcess, int, dict[str, int]]:
+    """Start the process `prepare(main_port, ports_by_listener)` builds (it writes the config for those
+    ports); on a port taken meanwhile, try again with new ones, unless the caller fixed the port."""
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        chosen = port if port is not None else free_port()
+        ports = {kind: chosen if kind == "tcp" else free_port() for kind in transports}
+        process = prepare(chosen, ports)
+        try:
+            process.start()
+        except PortInUseError:
+            if port is not None or attempt == PORT_ATTEMPTS:
+                raise
+            continue
+        return process, chosen, ports
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def served_endpoints(ports: Mapping[str, int], host: str = "127.0.0.1") -> dict[str, ServedEndpoint]:
+    return {
+        kind: ServedEndpoint(kind, LISTENER_KINDS[kind], host, number, WS_PATH if LISTENER_KINDS[kind] in ("ws", "wss") else "")
+        for kind, number in ports.items()
+    }
