@@ -71,9 +71,16 @@ class Scenario:
 
     @property
     def uses_timer(self) -> bool:
-        """Whether the scenario waits on a protocol timer, so its duration is the timer's, not the network's."""
+        """Whether the scenario waits on a protocol timer, so its duration is the timer's, not the network's.
+
+        A step that sets its own `timeout` is waiting for something the specification times (a will
+        delay, an expiry), so it counts, as do `wait` and the keepalive forms of `expect_close`.
+        """
         return any(
-            s.kind == "wait" or (s.kind == "expect_close" and {"not_before", "keepalive"} & set(s.args)) for s in self.steps
+            s.kind == "wait"
+            or (s.kind == "expect_close" and {"not_before", "keepalive", "timeout"} & set(s.args))
+            or (s.kind == "expect" and "timeout" in s.args)
+            for s in self.steps
         )
 
 
