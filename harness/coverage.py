@@ -31,10 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from harness import spec
-from harness.errors import ScenarioFileError
+from harness.errors import ScenarioFileError, load_data_file
 from harness.scenarios.model import Scenario, load_scenarios
 from harness.wire import Version
 
@@ -79,12 +77,7 @@ class CoverageFile:
 
 def load_coverage_file(path: Path, version: Version) -> CoverageFile:
     """The exclusions and pending entries of one version; CoverageFileError for anything malformed."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise CoverageFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise CoverageFileError(f"{path}: YAML syntax: {str(exc).splitlines()[0]}") from None
+    data = load_data_file(path, str(path), CoverageFileError)
     if not isinstance(data, Mapping) or not set(data) <= {"protocol", "description", *ENTRY_KINDS}:
         raise CoverageFileError(f"{path}: expected the keys protocol, excluded, pending (and description)")
     if "protocol" in data and Version.parse(str(data["protocol"])) is not version:

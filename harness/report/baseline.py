@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import yaml
-
-from harness.errors import HarnessError, ScenarioFileError
+from harness.errors import HarnessError, ScenarioFileError, load_data_file
 from harness.scenarios.model import load_scenarios
 
 BASELINE_DIR = "baselines"
@@ -41,12 +39,7 @@ def default_path(rootdir: Path, target: str) -> Path:
 
 def load_baseline(path: Path, target: str) -> dict[str, str]:
     """node id -> reason, from a baseline file; HarnessError naming the file for anything malformed."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise HarnessError(f"baseline {path}: cannot read: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise HarnessError(f"baseline {path}: YAML syntax: {str(exc).splitlines()[0]}") from None
+    data = load_data_file(path, f"baseline {path}")
     if not isinstance(data, Mapping) or not set(data) <= {"target", "expected_failures", "description"}:
         raise HarnessError(f"baseline {path}: expected the keys target, expected_failures (and description)")
     if data.get("target") not in (None, target):

@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import yaml
-
 from harness.clients import Address, TlsMaterial, TlsOptions, parse_address
 from harness.clients.tls import TLS_VERSIONS
-from harness.errors import HarnessError
+from harness.errors import HarnessError, load_data_file
 from harness.scenarios.runner import Endpoint
 from harness.targets.profiles import Profile
 
@@ -130,10 +128,7 @@ def target_from_url(url: str) -> TargetSpec:
 def load_targets(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise HarnessError(f"targets file {path} not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise HarnessError(f"{path}: YAML syntax: {str(exc).splitlines()[0]}") from None
+    data = load_data_file(path, str(path))
     if not isinstance(data, dict) or not isinstance(data.get("targets"), dict):
         raise HarnessError(f"{path}: expected a top-level 'targets:' mapping")
     return data
