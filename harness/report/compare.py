@@ -164,7 +164,8 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def markdown(comparison: Comparison) -> str:
+def markdown(comparison: Comparison, limit: int | None = MARKDOWN_LIMIT) -> str:
+    """The comparison in Markdown, cut to `limit` characters (None: whole, for a committed snapshot)."""
     names = [t.name for t in comparison.targets]
     lines = ["## MQTT conformance: " + " vs ".join(names), ""]
     lines += ["| | " + " | ".join(f"**{n}**" for n in names) + " |", "| --- |" + " --- |" * len(names)]
@@ -197,10 +198,10 @@ def markdown(comparison: Comparison) -> str:
         lines += ["### Why", ""] + reasons + [""]
     full = ["<details><summary>All scenarios</summary>", ""] + table(comparison.rows) + ["", "</details>", ""]
     text = "\n".join(lines)
-    if len(text) + len("\n".join(full)) <= MARKDOWN_LIMIT:
+    if limit is None or len(text) + len("\n".join(full)) <= limit:
         text += "\n" + "\n".join(full)
-    elif len(text) > MARKDOWN_LIMIT:
-        text = text[: MARKDOWN_LIMIT - 80].rsplit("\n", 1)[0] + "\n\n… cut to fit a comment: see comparison.html\n"
+    elif len(text) > limit:
+        text = text[: limit - 80].rsplit("\n", 1)[0] + "\n\n… cut to fit a comment: see comparison.html\n"
     return text
 
 
@@ -275,14 +276,37 @@ def main(argv: list[str]) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", nargs="+", type=Path, help="run directories (each with results.json), or their parent")
     parser.add_argument("-o", "--output", type=Path, help="where to write comparison.html/.md (default: the common parent, or reports/)")
+    parser.add_argument("--run", metavar="TARGET,...", help="first run the conformance suite against each target (named in "
+                        "targets.yaml) into RESULTS/<target>/; RESULTS must then be one directory")
+    parser.add_argument("-n", "--workers", default="2", help="pytest-xdist workers for --run (default 2)")
+    parser.add_argument("--scenarios", default="scenarios", help="what --run runs (default: scenarios)")
+    parser.add_argument("--snapshot", type=Path, metavar="FILE", help="also write the whole comparison, dated, to FILE "
+                        "(docs/vendor-comparison.md)")
+    parser.add_argument("--check", type=Path, metavar="FILE", help="exit 1 if the verdicts differ from the snapshot FILE")
     args = parser.parse_args(argv)
+    status = 0
+    if args.run:
+        if len(args.results) != 1:
+            parser.error("--run writes into one results directory: give exactly one")
+        from harness.report.snapshot import run_targets
+
+        targets = [t.strip() for t in args.run.split(",") if t.strip()]
+        status = run_targets(targets, args.results[0], args.workers, args.scenarios)
+        args.results = [args.results[0] / t for t in targets]
     comparison = load(args.results)
     output = args.output or _default_output(args.results)
     html_path, md_path = write(comparison, output)
     print(f"{html_path}\n{md_path}")
     if len(comparison.targets) < 2:
         print("harness compare: only one target; the comparison has a single column", file=sys.stderr)
-    return 0
+    if args.snapshot or args.check:
+        from harness.report.snapshot import check_snapshot, write_snapshot
+
+        if args.snapshot:
+            print(write_snapshot(comparison, args.snapshot))
+        if args.check and not check_snapshot(comparison, args.check):
+            status = status or 1
+    return status
 
 
 def _default_output(directories: list[Path]) -> Path:

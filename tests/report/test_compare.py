@@ -152,3 +152,50 @@ def test_reference_broker_and_mosquitto_side_by_side(pytester) -> None:
     }, pytester.path / "shot.png")
     md = (pytester.path / "reports" / "comparison.md").read_text()
     assert "| ✅ pass | 1 | 2 |" in md and "mismatch: reason_code: expected 2, got 0" in md
+
+
+def test_a_snapshot_is_whole_dated_and_checked_against_a_fresh_run(two_runs, tmp_path, capsys) -> None:
+    import datetime
+
+    from harness.report.snapshot import check_snapshot, snapshot_text, write_snapshot
+
+    parent, dirs = two_runs
+    comparison = load(dirs)
+    text = snapshot_text(comparison, datetime.date(2026, 12, 3))
+    assert "Snapshot taken on 2026-12-03" in text and "<details><summary>All scenarios</summary>" in text
+    snapshot = write_snapshot(comparison, tmp_path / "docs" / "vendor-comparison.md")
+    # Another day, same verdicts: the check passes (the date is not a verdict).
+    snapshot.write_text(snapshot.read_text().replace(datetime.date.today().isoformat(), "2020-01-01"))
+    assert check_snapshot(comparison, snapshot)
+    # A verdict moves: the check fails and shows the line.
+    (tmp_path / "again").mkdir()
+    moved = load([run_dir(tmp_path / "again", "alpha", {"scenarios/connect.yaml::refuse": ("passed", "")}), dirs[1]])
+    assert not check_snapshot(moved, snapshot)
+    assert "no longer matches this run" in capsys.readouterr().err
+    assert not check_snapshot(comparison, tmp_path / "missing.md")
+
+
+def test_the_command_checks_a_snapshot(two_runs, tmp_path) -> None:
+    from harness.cli import main
+
+    parent, _ = two_runs
+    snapshot = tmp_path / "snap.md"
+    assert main(["compare", str(parent), "--snapshot", str(snapshot)]) == 0
+    assert main(["compare", str(parent), "--check", str(snapshot)]) == 0
+    snapshot.write_text(snapshot.read_text().replace("✅ pass", "❌ fail", 1))
+    assert main(["compare", str(parent), "--check", str(snapshot)]) == 1
+
+
+def test_run_runs_each_target_then_compares_and_snapshots(pytester, capfd) -> None:
+    write_tree(pytester, {"mqtt311/connect.yaml": PASSING},
+               "targets:\n  reference:\n    launch: reference\n  also-reference:\n    launch: reference\n")
+    from harness.report.compare import main
+
+    assert main(["reports", "--run", "reference,also-reference", "-n", "0", "--snapshot", "snap.md"]) == 0
+    assert "--target also-reference" in capfd.readouterr().out
+    snapshot = (pytester.path / "snap.md").read_text()
+    assert "## MQTT conformance: reference vs also-reference" in snapshot and "| ✅ pass | 1 | 1 |" in snapshot
+    # An unknown target: pytest says so in one line, and there is nothing to compare.
+    with pytest.raises(SystemExit, match="no results.json in reports/nosuch"):
+        main(["reports", "--run", "nosuch", "-n", "0"])
+    assert "unknown target 'nosuch'" in capfd.readouterr().err

@@ -1,0 +1,78 @@
+"""A committed, dated snapshot of a comparison (docs/vendor-comparison.md), the run behind it, and
+the check that a fresh run still says the same.
+
+    harness compare reports --run reference,mosquitto,amqtt --snapshot docs/vendor-comparison.md
+    harness compare reports --run reference,mosquitto,amqtt --check docs/vendor-comparison.md
+
+The snapshot is the comparison's Markdown, uncut, under a header with the date; the check compares
+everything but the header line that carries the date, so a snapshot goes stale the day a broker,
+a scenario or a baseline changes a verdict, and the check says which lines moved.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.report.compare import Comparison, markdown
+
+DATED = "Snapshot taken on "
+
+
+def snapshot_text(comparison: Comparison, today: datetime.date | None = None) -> str:
+    names = ",".join(t.name for t in comparison.targets)
+    day = (today or datetime.date.today()).isoformat()
+    return "\n".join([
+        "# Vendor comparison",
+        "",
+        f"{DATED}{day} by `harness compare reports --run {names} --snapshot docs/vendor-comparison.md`",
+        "",
+        "Every scenario of `scenarios/` against each target started by the harness on this machine (Debian 12,",
+        "loopback). A deviation is a failure the target's baseline (`baselines/<target>.yaml`) documents with a",
+        "reason; a skip is a scenario the target's profile says does not apply. CI reruns this and fails when",
+        "a verdict moves (`--check`).",
+        "",
+        markdown(comparison, limit=None),
+    ])
+
+
+def _body(text: str) -> list[str]:
+    return [line for line in text.splitlines() if not line.startswith(DATED)]
+
+
+def write_snapshot(comparison: Comparison, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(snapshot_text(comparison), encoding="utf-8")
+    return path
+
+
+def check_snapshot(comparison: Comparison, path: Path) -> bool:
+    """True if `path` says what this comparison says; otherwise print the lines that moved."""
+    if not path.is_file():
+        print(f"harness compare: no snapshot at {path}; write one with --snapshot {path}", file=sys.stderr)
+        return False
+    fresh, recorded = _body(snapshot_text(comparison)), _body(path.read_text(encoding="utf-8"))
+    if fresh == recorded:
+        return True
+    diff = list(difflib.unified_diff(recorded, fresh, str(path), "this run", n=0, lineterm=""))
+    print(f"harness compare: {path} no longer matches this run ({sum(1 for d in diff if d[:1] in '+-') - 2} lines moved); "
+          f"rewrite it with --snapshot {path}", file=sys.stderr)
+    print("\n".join(diff[:60]), file=sys.stderr)
+    return False
+
+
+def run_targets(targets: list[str], results: Path, workers: str, scenarios: str = "scenarios") -> int:
+    """Run the suite against each target into results/<target>; 0 if every run passed."""
+    worst = 0
+    for target in targets:
+        command = [sys.executable, "-m", "pytest", scenarios, "-q", "-p", "no:cacheprovider", "-n", workers,
+                   "--target", target, "--report-dir", str(results / target)]
+        print("$ " + " ".join(command[1:]), flush=True)
+        code = subprocess.call(command)
+        if code not in (0, 5):  # 5: nothing collected, which load() then reports
+            print(f"harness compare: the run against {target} exited {code}", file=sys.stderr)
+            worst = worst or code
+    return worst
