@@ -57,7 +57,9 @@ def _write_leaf(leaf: trustme.LeafCert, directory: Path, name: str) -> KeyPair:
     return KeyPair(cert, key)
 
 
-def make_pki(directory: Path) -> Pki:
+def make_pki(directory: Path, server_days: int | None = None) -> Pki:
+    """`server_days`: the ordinary server certificate is valid from a day ago for that many days
+    instead of trustme's 2000-3000 (ejabberd's certificate store refuses a notAfter in year 3000)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
@@ -69,10 +71,11 @@ def make_pki(directory: Path) -> Pki:
     ca_path.chmod(0o644)
     foreign_path.chmod(0o644)
     day = datetime.timedelta(days=1)
+    validity = {"not_before": now - day, "not_after": now + server_days * day} if server_days else {}
     return Pki(
         directory=directory,
         ca=ca_path,
-        server=_write_leaf(ca.issue_cert(*SERVER_IDENTITIES), directory, "server"),
+        server=_write_leaf(ca.issue_cert(*SERVER_IDENTITIES, **validity), directory, "server"),
         expired=_write_leaf(
             ca.issue_cert(*SERVER_IDENTITIES, not_before=now - 30 * day, not_after=now - day), directory, "expired"
         ),

@@ -21,6 +21,9 @@ unrestricted broker on 127.0.0.1:1883 with the spec's own limits. The full forma
       max_packet_size: 268435460           # both ways: announced to 5.0 clients when smaller
       maximum_qos: 2
       retain_available: true
+      wildcard_subscription_available: true   # 5.0: false announces 0 and refuses + and # filters
+      subscription_identifier_available: true # 5.0: false announces 0 and refuses identifiers
+      shared_subscription_available: true     # 5.0: false announces 0 and refuses $share/ filters
       max_client_id_length: 65535
       max_inflight: 20                     # outgoing QoS 1/2 unacknowledged, per client
       max_queued_messages: 1000            # per session, beyond the in-flight window
@@ -94,6 +97,11 @@ class Limits:
     max_packet_size: int = SPEC_MAX_PACKET_SIZE
     maximum_qos: int = 2
     retain_available: bool = True
+    # 5.0 optional features; when false CONNACK says so and a SUBSCRIBE using one is a Protocol Error
+    # (DISCONNECT 0xA2 / 0xA1 / 0x9E, 5.0 §3.2.2.3.11-13).
+    wildcard_subscription_available: bool = True
+    subscription_identifier_available: bool = True
+    shared_subscription_available: bool = True
     max_client_id_length: int = 65_535
     max_inflight: int = 20  # outgoing QoS 1/2 messages awaiting acknowledgement, per client
     max_queued_messages: int = 1000  # further messages held per session (offline or window full)
@@ -340,8 +348,9 @@ def config_from_mapping(root: Any, source: str = "<config>") -> BrokerConfig:
             if key in ints:
                 low, high = ints[key]
                 setattr(lim, key, r.integer(value, path, low, high))
-            elif key == "retain_available":
-                lim.retain_available = r.boolean(value, path)
+            elif key in ("retain_available", "wildcard_subscription_available", "subscription_identifier_available",
+                         "shared_subscription_available"):
+                setattr(lim, key, r.boolean(value, path))
             elif key == "server_keep_alive":
                 lim.server_keep_alive = None if value is None else r.integer(value, path, 0, 65535)
             elif key == "connect_timeout":

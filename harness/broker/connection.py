@@ -150,6 +150,9 @@ class Connection(asyncio.Protocol):
         self.auth_exchange: EnhancedAuth | None = None
         self.pending_connect: Connect | None = None
         self.connect_expiry = 0
+        self.share_group: str | None = None  # Personality.shared_client: subscriptions join this group
+        # Traffic, for ClientInfo.traffic at close: MQTT bytes and PUBLISH packets in each direction.
+        self.read_bytes = self.write_bytes = self.read_msgs = self.write_msgs = 0
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -176,7 +179,14 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.state == CLOSED:
             return
+        if self.state == NEW and not self.broker.personality.serves(self.listener):
+            # A transport the platform does not offer (Itron: TLS only): the listener exists so the
+            # harness can check readiness and the refusal, but it answers nothing and closes.
+            log.info("connection from %s over %s refused: the platform does not offer it", self.peer, self.listener)
+            self._close(will=False, reason=f"{self.listener} not offered")
+            return
         self.last_rx = time.monotonic()
+        self.read_bytes += len(data)
         events = self.decoder.feed(data)
         if self.backlog:
             self.backlog.extend(events)  # only possible if the transport delivered data while paused
@@ -296,7 +306,9 @@ class Connection(asyncio.Protocol):
     def flush(self) -> None:
         out = self.out
         if out and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            data = out[0] if len(out) == 1 else b"".join(out)
+            self.write_bytes += len(data)
+            self.transport.write(data)
             out.clear()
 
     def send(self, packet: Any) -> None:
@@ -348,6 +360,7 @@ class Connection(asyncio.Protocol):
                 data = _patch_packet_id(data, cache[(v5, qos, retain, "offset")], packet_id or 0, dup)  # type: ignore[arg-type]
             if self.max_out is not None and len(data) > self.max_out:
                 return False
+            self.write_msgs += 1
             self._write(data)
             return True
         props: dict[str, Any] = dict(message.properties) if message.properties else {}
@@ -370,6 +383,7 @@ class Connection(asyncio.Protocol):
             return False  # MQTT-3.1.2-25: dropped as if delivered
         if new_alias:
             self.out_aliases[message.topic] = new_alias
+        self.write_msgs += 1
         self._write(data)
         return True
 
@@ -397,6 +411,8 @@ class Connection(asyncio.Protocol):
         if session is not None and self.broker.connections.get(session.key) is self:
             self.broker.connection_closed(session, will)
         if was == CONNECTED and self.client is not None:
+            self.client.traffic = {"read_bytes": self.read_bytes, "write_bytes": self.write_bytes,
+                                   "read_msgs": self.read_msgs, "write_msgs": self.write_msgs}
             self.broker.personality.on_disconnected(self.client, reason or "closed")
         log.debug("closed %s (%s)", self.client.client_id if self.client else self.peer, reason or "no reason")
         transport = self.transport
@@ -498,6 +514,8 @@ class Connection(asyncio.Protocol):
         """Refuse the CONNECT with CONNACK (MQTT-3.2.2-5 / 5.0 MQTT-3.2.2-7) and close."""
         log.info("CONNECT from %s refused: %s (0x%02X)", self.peer, refusal.reason,
                  refusal.code5 if self.v5 else refusal.code)
+        if self.client is not None:
+            self.broker.personality.on_refused(self.client, refusal)
         self._close(will=False, connack=refusal.code5 if self.v5 else refusal.code, reason=refusal.reason)
 
     def _on_connect(self, packet: Connect, event: Decoded) -> None:
@@ -547,7 +565,8 @@ class Connection(asyncio.Protocol):
             return
         info = ClientInfo(client_id=client_id, version=version, username=username, password=packet.password,
                           clean_start=packet.clean_session, keep_alive=packet.keep_alive, address=self.peer,
-                          properties=props, will_topic=packet.will.topic if packet.will else None)
+                          properties=props, will_topic=packet.will.topic if packet.will else None,
+                          transport=self.listener)
         self.client = info
         if v5:
             self.max_out = props.get("maximum_packet_size")
@@ -573,7 +592,7 @@ class Connection(asyncio.Protocol):
                 return
             client_id = assigned = "auto-" + uuid.uuid4().hex  # MQTT-3.1.3-6, unique
             info.client_id = client_id
-        if len(client_id) > limits.max_client_id_length:
+        if assigned is None and len(client_id) > limits.max_client_id_length:  # the limit is on what clients send
             self._refuse(Refusal(2, 0x85, f"ClientId longer than {limits.max_client_id_length}"))
             return
 
@@ -617,8 +636,7 @@ class Connection(asyncio.Protocol):
         """Act on one move of an enhanced authentication during CONNECT."""
         if step.status == "continue":
             self.state = AUTHENTICATING
-            self.send(Auth(reason_code=0x18, properties={"authentication_method": self.auth_method,
-                                                          "authentication_data": step.data or b""}))
+            self.send(self._challenge(step))
             if self.timer is None:
                 self.timer = asyncio.get_running_loop().call_later(self.broker.limits.connect_timeout,
                                                                    self._connect_timeout)
@@ -638,6 +656,16 @@ class Connection(asyncio.Protocol):
             assigned = self.client.client_id
         self._accept(packet, self.client, assigned, step.data)
 
+    def _challenge(self, step: AuthStep) -> Auth:
+        """AUTH 0x18 with the method's challenge. Its Reason String and User Property are optional:
+        send() drops them when the client did not ask for problem information or when they would
+        exceed its Maximum Packet Size (MQTT-3.15.2-2/-3)."""
+        return Auth(reason_code=0x18, properties={
+            "authentication_method": self.auth_method, "authentication_data": step.data or b"",
+            "reason_string": f"{self.auth_method} challenge: answer with the method's response to the data",
+            "user_property": [("challenge", "1")],
+        })
+
     def _on_auth_connecting(self, packet: Auth) -> None:
         props = packet.properties if isinstance(packet.properties, dict) else {}
         if packet.reason_code != 0x18 or props.get("authentication_method") != self.auth_method:
@@ -654,6 +682,12 @@ class Connection(asyncio.Protocol):
         client_id = info.client_id
         props = info.properties
         key = broker.personality.client_key(client_id, version)
+        shared = broker.personality.shared_client(info)
+        if shared is not None:
+            # Several connections hold this ClientId: each its own session, none taken over; the
+            # subscriptions join one share group (NUL-prefixed: no `$share/NAME/` can collide).
+            key = f"{key}\x00{uuid.uuid4().hex}"
+            self.share_group = "\x00" + shared
         existing = broker.connections.get(key)
         if existing is None and len(broker.connections) >= limits.max_connections:
             self._refuse(Refusal(3, 0x97, "maximum number of connections reached"))
@@ -708,6 +742,12 @@ class Connection(asyncio.Protocol):
                 connack_props["maximum_qos"] = limits.maximum_qos
             if not limits.retain_available:
                 connack_props["retain_available"] = 0
+            if not limits.wildcard_subscription_available:
+                connack_props["wildcard_subscription_available"] = 0
+            if not limits.subscription_identifier_available:
+                connack_props["subscription_identifier_available"] = 0
+            if not limits.shared_subscription_available:
+                connack_props["shared_subscription_available"] = 0
             if limits.max_packet_size < 268_435_460:
                 connack_props["maximum_packet_size"] = limits.max_packet_size
             if limits.topic_alias_maximum:
@@ -743,6 +783,7 @@ class Connection(asyncio.Protocol):
         topic = packet.topic
         session = self.session
         assert session is not None and self.client is not None
+        self.read_msgs += 1
         props = packet.properties
         if self.v5 and props:
             alias = props.get("topic_alias")
@@ -859,6 +900,9 @@ class Connection(asyncio.Protocol):
         identifier = props.get("subscription_identifier")
         if isinstance(identifier, list):
             identifier = identifier[0] if identifier else None
+        if v5 and identifier is not None and not limits.subscription_identifier_available:
+            self._close(will=True, code=0xA1, reason="subscription identifiers not supported")  # §3.2.2.3.12
+            return
         codes: list[int] = []
         refused: list[str] = []
         retained: list[Subscription] = []
@@ -873,6 +917,12 @@ class Connection(asyncio.Protocol):
                 self._close(will=True, code=PROTOCOL_ERROR, reason=str(exc))
                 return
             share, inner = shared if shared else (None, topic_filter)
+            if v5 and share is not None and not limits.shared_subscription_available:
+                self._close(will=True, code=0x9E, reason="shared subscriptions not supported")  # §3.2.2.3.13
+                return
+            if v5 and not limits.wildcard_subscription_available and ("+" in inner or "#" in inner):
+                self._close(will=True, code=0xA2, reason="wildcard subscriptions not supported")  # §3.2.2.3.11
+                return
             if share is not None and item.no_local:
                 self._close(will=True, code=PROTOCOL_ERROR, reason="No Local on a shared subscription")
                 return
@@ -891,7 +941,8 @@ class Connection(asyncio.Protocol):
                 continue
             sub = Subscription(session, topic_filter, inner, granted, no_local=item.no_local,
                                retain_as_published=item.retain_as_published,
-                               retain_handling=item.retain_handling, identifier=identifier, share=share)
+                               retain_handling=item.retain_handling, identifier=identifier,
+                               share=share if share is not None else self.share_group)
             existed = broker.subscribe(session, sub)
             codes.append(granted)
             # Retained messages: 3.x always (MQTT-3.8.4-3), 5.0 per Retain Handling, shares never.
@@ -954,8 +1005,7 @@ class Connection(asyncio.Protocol):
             self._close(will=True, code=PROTOCOL_ERROR, reason="unexpected AUTH")
             return
         if step.status == "continue":
-            self.send(Auth(reason_code=0x18, properties={"authentication_method": method,
-                                                          "authentication_data": step.data or b""}))
+            self.send(self._challenge(step))
         elif step.status == "success":
             self.auth_exchange = None
             self.send(Auth(reason_code=0x00, properties={"authentication_method": method}))

@@ -104,6 +104,8 @@ def raw_only_reason(step: Any, version: Version | None = None) -> str | None:
     kind, args = step.kind, step.args
     if kind == "expect_close" and "keepalive" in args:
         return "expect_close on the Keep Alive timer: paho sends PINGREQ itself when Keep Alive is due"
+    if kind == "expect_close" and "idle_setting" in args:
+        return "expect_close on an idle limit: paho sends PINGREQ itself when Keep Alive is due"
     if kind in ("send_raw", "expect_websocket"):
         return f"{kind}: paho sends only well-formed packets and hides the WebSocket handshake"
     if kind in ("connect", "connected", "send"):

@@ -39,6 +39,11 @@ def mismatches(expected: Any, actual: Any, path: str = "") -> list[str]:
         (operator, operand), = expected.items()
         if operator == "absent":
             return [] if actual is _MISSING else [f"{label}: expected absent, got {actual!r}"]
+        if operator == "one_of" and actual is _MISSING:
+            # `{one_of: [..., {absent: true}]}`: a field the server may leave out.
+            if any(not mismatches(option, actual, path) for option in operand):
+                return []
+            return [f"{label}: expected one of {operand!r}, but it is absent"]
         if actual is _MISSING:
             return [f"{label}: expected {describe_expected(expected)}, but it is absent"]
         if operator == "any":

@@ -78,10 +78,74 @@ class Scenario:
         """
         return any(
             s.kind == "wait"
-            or (s.kind == "expect_close" and {"not_before", "keepalive", "timeout"} & set(s.args))
+            or (s.kind == "expect_close" and {"not_before", "keepalive", "idle_setting", "timeout"} & set(s.args))
             or (s.kind == "expect" and "timeout" in s.args)
             for s in self.steps
         )
+
+
+    @property
+    def uses(self) -> dict[str, int]:
+        """The optional 5.0 features the steps use, each with the first step line that does:
+        `qos1`, `qos2`, `retain`, `wildcard_subscriptions`, `shared_subscriptions`,
+        `subscription_identifiers`, `topic_alias`. A broker that announces in CONNACK that it lacks
+        one skips the scenario (harness.targets). A feature the scenario `requires` absent
+        (`no_retain`, ...) is what it is about, so it is not counted."""
+        found: dict[str, int] = {}
+        for step in self.steps:
+            for feature in _features(step):
+                found.setdefault(feature, step.line)
+        return {feature: line for feature, line in found.items() if f"no_{feature}" not in self.requires}
+
+
+# Features a broker may announce it lacks in a 5.0 CONNACK -> the capability a scenario uses.
+ANNOUNCED_FEATURES = ("qos1", "qos2", "retain", "wildcard_subscriptions", "shared_subscriptions",
+                      "subscription_identifiers", "topic_alias")
+
+
+def _features(step: Step) -> set[str]:
+    """The optional features one step uses by what it sends (literal values only: `${...}` is not guessed)."""
+    args, found = step.args, set()
+
+    def qos(value: Any) -> None:
+        if value == 1 or value == 2:
+            found.add(f"qos{value}")
+
+    if step.kind in ("connect", "connected") or (step.kind == "send" and str(args.get("packet")).lower() == "connect"):
+        will = args.get("will")
+        if isinstance(will, dict):
+            qos(will.get("qos"))
+            if will.get("retain") is True:
+                found.add("retain")
+    if step.kind != "send":
+        return found
+    packet = str(args.get("packet", "")).lower()
+    properties = args.get("properties")
+    names = {str(p[0]) for p in properties if isinstance(p, list | tuple) and p} if isinstance(properties, list) \
+        else set(properties) if isinstance(properties, dict) else set()
+    if packet == "publish":
+        qos(args.get("qos"))
+        if args.get("retain") is True:
+            found.add("retain")
+        if "topic_alias" in names:
+            found.add("topic_alias")
+    elif packet in ("pubrec", "pubrel", "pubcomp"):
+        found.add("qos2")
+    elif packet == "subscribe":
+        if "subscription_identifier" in names:
+            found.add("subscription_identifiers")
+        for item in args.get("subscriptions") or []:
+            topic_filter = item.get("topic_filter") if isinstance(item, dict) else item
+            if isinstance(item, dict):
+                qos(item.get("qos"))
+            if not isinstance(topic_filter, str):
+                continue
+            if topic_filter.startswith("$share/"):
+                found.add("shared_subscriptions")
+                topic_filter = topic_filter.split("/", 2)[-1]
+            if "+" in topic_filter or "#" in topic_filter:
+                found.add("wildcard_subscriptions")
+    return found
 
 
 def _compact(value: Any) -> str:

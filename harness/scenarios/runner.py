@@ -36,11 +36,15 @@ from harness.wire import (
     Decoded,
     Disconnect,
     Pingreq,
+    Publish,
     Version,
     describe,
     hexdump,
     packet_fields,
 )
+
+# How long the cleanup after a run waits for the broker to show it cleared the run's retained messages.
+CLEANUP_WAIT_S = 1.0
 
 
 class ScenarioFailed(AssertionError):
@@ -101,8 +105,13 @@ class ScenarioRunner:
             profile=endpoint.profile,
             accounts=endpoint.accounts,
             acl_allowed_prefix=endpoint.acl_allowed_prefix,
+            settings=endpoint.settings,
         )
         self.record = RunRecord()
+        # Connections whose close an `expect` with `or_close` already accepted: `expect_close` passes there.
+        self.closed_seen: set[str] = set()
+        # Topics this run published a retained message to: cleared once it is over (_clear_retained).
+        self.retained_topics: list[Any] = []
 
     # -- driving -------------------------------------------------------------------------------
 
@@ -132,7 +141,45 @@ class ScenarioRunner:
                 self.record.steps[-1].stopped = time.monotonic()
             for client in self.record.clients.values():
                 client.close()
+            if self.retained_topics:
+                self._clear_retained()
         return self.record
+
+    def _clear_retained(self) -> None:
+        """Clear the retained messages this run published, once it is over (passed or not), and wait until the
+        broker shows it has: a scenario's own clearing PUBLISH may still be in the broker's queue when the next
+        scenario connects, and a failed run never reaches it. A leftover must not reach later scenarios (amqtt
+        sends retained messages to clients that never subscribed to them).
+
+        On a connection of its own with the default account: SUBSCRIBE to each topic, PUBLISH an empty retained
+        message to it, and wait (bounded) for those to come back forwarded (MQTT-3.3.1-10), which a broker does
+        only once it has handled them. Best effort, never part of the verdict or the evidence."""
+        topics = list(dict.fromkeys(self.retained_topics))
+        client = None
+        try:
+            transport = open_transport(self.endpoint.address, connect_timeout=self.timeout, subprotocols=("mqtt",))
+            client = RawClient(transport, self.scenario.protocol, name="cleanup")
+            client.send_packet(self._connect_packet("cleanup", {"clean_session": True}))
+            filters = [{"topic_filter": topic, "qos": 0} for topic in topics]
+            client.send_packet(self._build("subscribe", {"packet_id": 1, "subscriptions": filters}))
+            for topic in topics:
+                client.send_packet(Publish(topic=topic, payload=b"", retain=True))
+            waiting = len(topics)
+            deadline = time.monotonic() + min(self.timeout, CLEANUP_WAIT_S)
+            while waiting and (left := deadline - time.monotonic()) > 0:
+                event = client.next_event(left)
+                if event is None or isinstance(event, Closed | StreamMalformed):
+                    return
+                if isinstance(event, PacketReceived):
+                    packet = event.decoded.packet
+                    if isinstance(packet, Publish) and not packet.payload:
+                        waiting -= 1
+            client.send_packet(Disconnect())
+        except Exception:  # noqa: BLE001 - cleanup must never turn into the scenario's verdict
+            pass
+        finally:
+            if client is not None:
+                client.close()
 
     def _failure_text(self, number: int, step: Step, detail: str) -> str:
         refs = ", ".join(self.scenario.refs) or "-"
@@ -296,6 +343,8 @@ class ScenarioRunner:
             overrides["remaining_length"] = parse_hex(overrides["remaining_length"])
         framing = _framing(args)
         packet = self._connect_packet(step.on, args) if kind == "connect" else self._build(kind, args)
+        if isinstance(packet, Publish) and packet.retain and packet.payload:
+            self.retained_topics.append(packet.topic)
         record.sent.append(client.send_packet(packet, **framing, **overrides))
 
     def _step_send_raw(self, step: Step, record: StepRecord) -> None:
@@ -327,12 +376,11 @@ class ScenarioRunner:
         or_close = bool(args.pop("or_close", False))
         decoded = self._expect_packet(step, record, args, timeout, allowed, may_send, or_close)
         if decoded is None:  # or_close: the broker closed instead, which the step allows; nothing to save
+            self.closed_seen.add(step.on)  # a later expect_close on it passes
             return
         fields = packet_fields(decoded.packet)
         for variable, field_name in save.items():
-            if field_name not in fields:
-                raise UnresolvableValue(f"save: {decoded.packet.TYPE.name} has no field {field_name!r}")
-            self.variables.saved[variable] = fields[field_name]
+            self.variables.saved[variable] = _field_at(fields, str(field_name), decoded.packet.TYPE.name)
 
     def _expect_packet(
         self, step: Step, record: StepRecord, expected: Mapping[str, Any], timeout: float, allowed: set[str] | None = None,
@@ -390,14 +438,28 @@ class ScenarioRunner:
             grace = float(self.endpoint.settings.get("keepalive_grace", 1.0))
             not_before = keepalive if not_before is None else not_before
             timeout = 1.5 * keepalive + grace
+        if "idle_setting" in args:
+            # A platform's own idle limit (CloudPlugs: 5 minutes whatever Keep Alive says), in seconds,
+            # from the target's settings: the close comes after it (less 0.5 s: the broker counts from
+            # the last packet it read, before this step began) and by it plus the keepalive_grace.
+            name = str(args["idle_setting"])
+            if not isinstance(self.endpoint.settings.get(name), int | float):
+                raise SetupFailed(f"idle_setting: the target has no numeric setting {name!r}")
+            idle = float(self.endpoint.settings[name])
+            grace = float(self.endpoint.settings.get("keepalive_grace", 1.0))
+            not_before = max(idle - 0.5, 0) if not_before is None else not_before
+            timeout = idle + grace
         may_send: list[Mapping[str, Any]] = list(args.get("may_send", []))
+        if step.on in self.closed_seen:
+            return  # an earlier expect accepted the close (or_close): it is the close this step expects
         started = time.monotonic()
         deadline = started + timeout
         while True:
             event = client.next_event(max(deadline - time.monotonic(), 0))
             if event is None:
                 raise ScenarioFailed(f"expected: the broker closes the connection\nreceived: still open after {timeout:g} s"
-                                     + (" (1.5 x Keep Alive + the target's keepalive_grace)" if "keepalive" in args else ""))
+                                     + (" (1.5 x Keep Alive + the target's keepalive_grace)" if "keepalive" in args else "")
+                                     + (f" (setting {args['idle_setting']} + keepalive_grace)" if "idle_setting" in args else ""))
             if isinstance(event, Closed):
                 elapsed = time.monotonic() - started
                 if not_before is not None and elapsed < float(not_before):
@@ -464,6 +526,20 @@ def _match_packet(expected: Mapping[str, Any], decoded: Decoded) -> list[str]:
     if "flags" in expected:
         problems += mismatches(expected["flags"], decoded.flags, "flags")
     return problems
+
+
+def _field_at(fields: Mapping[str, Any], path: str, packet: str) -> Any:
+    """The value at a dotted path of a packet's fields: `packet_id`, `properties.authentication_data`,
+    `reason_codes.0` (a list index)."""
+    value: Any = fields
+    for part in path.split("."):
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, list | tuple) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            raise UnresolvableValue(f"save: {packet} has no field {path!r}")
+    return value
 
 
 def _received_text(decoded: Decoded, version: Version) -> str:

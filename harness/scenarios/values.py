@@ -6,9 +6,14 @@ takes the variable's own type (an int stays an int), so `packet_id: ${pid}` work
 Value forms in a scenario (anywhere a field value goes):
 - `{hex: "ed a0 80"}`: these bytes (a string field given bytes is sent with its length prefix);
 - `{raw_hex: "00 05 41"}`: these bytes verbatim in place of the field, no length prefix;
-- `{by_profile: {strict: 2, cumulocity: 5, default: 2}}`: the value for the target's profile.
+- `{by_profile: {strict: 2, cumulocity: 5, default: 2}}`: the value for the target's profile;
+- `{hmac_sha256: {key: "${password}", data: "${nonce}"}}`: the 32-byte HMAC-SHA256 of `data` under
+  `key` (text is taken as UTF-8): the answer to an enhanced-authentication challenge, e.g. the
+  reference broker's HMAC-SHA256 method (a nonce saved from its AUTH, keyed by the password).
 """
 
+import hashlib
+import hmac
 import re
 import secrets
 import string
@@ -47,6 +52,7 @@ class Variables:
     accounts: Mapping[str, Any]  # name -> object with .username and .password
     acl_allowed_prefix: str
     saved: dict[str, Any] = field(default_factory=dict)
+    settings: Mapping[str, Any] = field(default_factory=dict)  # the target's settings, for ${setting:NAME}
 
     def lookup(self, name: str, arg: str | None) -> Any:
         functions: dict[str, Callable[[str | None], Any]] = {
@@ -57,12 +63,18 @@ class Variables:
             "random": lambda a: random_alphanumeric(int(a or 8)),
             "user": lambda a: self._account(a).username,
             "password": lambda a: self._account(a).password,
+            "setting": self._setting,
         }
         if name in functions:
             return functions[name](arg)
         if name in self.saved:
             return self.saved[name]
         raise UnresolvableValue(f"unknown variable ${{{name}}}")
+
+    def _setting(self, name: str | None) -> Any:
+        if not name or name not in self.settings:
+            raise UnresolvableValue(f"the target's profile has no setting {name!r}")
+        return self.settings[name]
 
     def _account(self, name: str | None) -> Any:
         key = name or "default"
@@ -102,7 +114,25 @@ def resolve(value: Any, variables: Variables) -> Any:
                 return parse_hex(str(resolve(inner, variables)))
             if key == "raw_hex":
                 return RawField(parse_hex(str(resolve(inner, variables))))
+            if key == "hmac_sha256":
+                return hmac_sha256(resolve(inner, variables))
         return {key: resolve(inner, variables) for key, inner in value.items()}
     if isinstance(value, list):
         return [resolve(item, variables) for item in value]
     return value
+
+
+def hmac_sha256(operands: Any) -> bytes:
+    """`{key, data}` -> HMAC-SHA256(key, data); text is UTF-8, bytes (a saved nonce) as they are."""
+    if not isinstance(operands, Mapping) or set(operands) != {"key", "data"}:
+        raise UnresolvableValue(f"hmac_sha256: expected {{key: ..., data: ...}}, got {operands!r}")
+
+    def as_bytes(name: str) -> bytes:
+        value = operands[name]
+        if isinstance(value, str):
+            return value.encode("utf-8")
+        if isinstance(value, bytes | bytearray):
+            return bytes(value)
+        raise UnresolvableValue(f"hmac_sha256: {name} must be text or bytes, got {value!r}")
+
+    return hmac.new(as_bytes("key"), as_bytes("data"), hashlib.sha256).digest()

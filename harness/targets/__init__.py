@@ -22,8 +22,20 @@ from harness.scenarios.runner import Endpoint
 from harness.targets.profiles import Profile
 
 DEFAULT_TARGET = "reference"
+# 5.0 CONNACK availability properties (0: the broker lacks it) -> the capability scenarios name.
+ANNOUNCED_AVAILABILITY = {"retain_available": "retain", "wildcard_subscription_available": "wildcard_subscriptions",
+                          "subscription_identifier_available": "subscription_identifiers",
+                          "shared_subscription_available": "shared_subscriptions"}
+ANNOUNCED_PROPERTY = {capability: prop for prop, capability in ANNOUNCED_AVAILABILITY.items()} | {
+    "topic_alias": "topic_alias_maximum"}
+ANNOUNCED_CAPABILITIES = {"qos1", "qos2", "topic_alias", *ANNOUNCED_AVAILABILITY.values()}
 # What a harness-launched broker always offers: the standard accounts and their ACL.
 LAUNCHED_CAPABILITIES = {"auth": True, "restricted_account": True, "anonymous_refused": True}
+
+
+class TargetNotInstalled(HarnessError):
+    """The target's broker is launched by the harness but its software is not installed here: the
+    scenarios that need it are skipped with this message, they do not fail."""
 
 
 @dataclass(frozen=True)
@@ -233,11 +245,13 @@ class TargetSession:
         self._addresses: dict[str, Address] = {}
         self._checked: dict[str, str | None] = {}  # remote endpoint name -> why it is unreachable (None: fine)
         self._error: str | None = None
+        self._not_installed = False  # _error says the broker's software is missing (a skip, not an error)
         self._broker: Any = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self.version: str | None = None
         self.run_endpoints: list[str] = []  # what --transport chose (choose_endpoints)
         self.run_clients: list[str] = []  # what --clients chose: every scenario runs with these kinds
+        self._announced: dict[str, Any] | None = None  # the CONNACK properties of a 5.0 probe (announced())
 
     @property
     def capabilities(self) -> dict[str, bool]:
@@ -246,6 +260,101 @@ class TargetSession:
             merged.update(LAUNCHED_CAPABILITIES)
         merged.update(self.spec.capabilities)
         return merged
+
+    # -- what the broker announces (5.0 CONNACK) ---------------------------------------------------
+
+    def announced(self) -> dict[str, Any]:
+        """The properties of the CONNACK the broker sends a plain 5.0 CONNECT (default account, Clean
+        Start), fetched once per run; {} when the profile offers no 5.0 or the probe is refused."""
+        if self._announced is None:
+            self._announced = self._probe()
+        return self._announced
+
+    def _probe(self) -> dict[str, Any]:
+        from harness.clients import PacketReceived, RawClient, open_transport
+        from harness.wire import Connack, Connect, Disconnect, Version, packet_fields
+
+        if Version.V5 not in self.profile.protocols:
+            return {}
+        try:
+            endpoint = self.endpoint()
+            transport = open_transport(endpoint.address, connect_timeout=5.0)
+        except Exception:  # unreachable, TLS refused, ...: nothing announced (the scenarios report the problem)
+            return {}
+        client = RawClient(transport, Version.V5, name="probe")
+        try:
+            account = endpoint.accounts.get("default")
+            client.send_packet(Connect(client_id="hprobe" + _token(), clean_session=True,
+                                       username=getattr(account, "username", None),
+                                       password=getattr(account, "password", None)))
+            event = client.next_event(5.0)
+            if not isinstance(event, PacketReceived) or not isinstance(event.decoded.packet, Connack) \
+                    or event.decoded.packet.reason_code != 0:
+                return {}
+            client.send_packet(Disconnect())
+            return dict(packet_fields(event.decoded.packet).get("properties") or {})
+        finally:
+            client.close()
+
+    def announced_capabilities(self) -> dict[str, bool]:
+        """What the CONNACK says the broker lacks, as capabilities set to False (never True: a broker
+        offers what it does not deny, and the profile decides the rest)."""
+        props = self.announced()
+        lacks: dict[str, bool] = {}
+        maximum_qos = props.get("maximum_qos")
+        if maximum_qos is not None and maximum_qos < 2:
+            lacks["qos2"] = False
+            if maximum_qos < 1:
+                lacks["qos1"] = False
+        for prop, capability in ANNOUNCED_AVAILABILITY.items():
+            if props.get(prop) == 0:
+                lacks[capability] = False
+        if props and not props.get("topic_alias_maximum"):
+            lacks["topic_alias"] = False  # absent means 0: the client may send no alias
+        return lacks
+
+    def missing_capabilities(self, scenario: Any) -> str | None:
+        """Why the scenario does not apply to this target (a skip reason), or None.
+
+        `requires: [X]` needs capability X (profile, target, launch; a 5.0 broker's own CONNACK denial
+        wins); `requires: [no_X]` needs X known to be absent (the scenario is about a broker without
+        it). A 5.0 scenario whose steps use a feature the broker announces it lacks is skipped too.
+        """
+        from harness.wire import Version
+
+        capabilities = self.capabilities
+        v5 = scenario.protocol == Version.V5
+        denied = self.announced_capabilities() if v5 and self._needs_probe(scenario) else {}
+        capabilities.update(denied)
+        missing = [need for need in scenario.requires if not need.startswith("no_") and not capabilities.get(need, False)]
+        if missing:
+            said = [need for need in missing if need in denied]
+            why = f" (its CONNACK announces {self._announcement_text(said)})" if said else ""
+            return f"target {self.spec.name} does not offer: {', '.join(missing)}{why}"
+        present = [need[3:] for need in scenario.requires if need.startswith("no_") and capabilities.get(need[3:], True) is not False]
+        if present:
+            return (f"target {self.spec.name} offers {', '.join(present)} (or does not say it lacks it); "
+                    f"the scenario is about a broker without it")
+        if v5:
+            used = [feature for feature in scenario.uses if feature in denied]
+            if used:
+                lines = ", ".join(f"{feature} (line {scenario.uses[feature]})" for feature in used)
+                return (f"the scenario uses {lines}, which target {self.spec.name} lacks: "
+                        f"its CONNACK announces {self._announcement_text(used)}")
+        return None
+
+    def _needs_probe(self, scenario: Any) -> bool:
+        return bool(scenario.uses) or any(need.removeprefix("no_") in ANNOUNCED_CAPABILITIES for need in scenario.requires)
+
+    def _announcement_text(self, capabilities: list[str]) -> str:
+        props = self.announced()
+        shown: list[str] = []
+        for capability in capabilities:
+            prop = "maximum_qos" if capability in ("qos1", "qos2") else ANNOUNCED_PROPERTY.get(capability, capability)
+            text = f"{prop}={props.get(prop, 0)}"
+            if text not in shown:
+                shown.append(text)
+        return ", ".join(shown)
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -280,10 +389,10 @@ class TargetSession:
         comma-separated, or `all` for every plain/TLS/WebSocket endpoint), else the target's default."""
         names = self.endpoint_names()
         if not option:
-            chosen = names[:1]
+            chosen = self.default_endpoints()
         elif option.strip() == "all":
             # The special-purpose listeners of a launched broker (mtls, tls-expired, ...) serve their own scenarios.
-            chosen = [n for n in names if not self.spec.launch or n in ("tcp", "tls", "ws", "wss")]
+            chosen = [n for n in names if (not self.spec.launch or n in ("tcp", "tls", "ws", "wss")) and self.offers(n)]
         else:
             chosen = []
             for wanted in (part.strip() for part in option.split(",") if part.strip()):
@@ -293,6 +402,17 @@ class TargetSession:
                 chosen.append(name)
         self.run_endpoints = list(dict.fromkeys(chosen))
         return self.run_endpoints
+
+    def offers(self, name: str) -> bool:
+        """Whether the platform serves the endpoint's transport: the profile setting `transports` (Itron:
+        tls only), when given; an endpoint outside it is reached only by name (`open: {endpoint: tcp}`)."""
+        offered = self.settings.get("transports")
+        return offered is None or self.transport_of(name) in offered
+
+    def default_endpoints(self) -> list[str]:
+        """The endpoint a run uses without --transport: the target's first one the platform serves."""
+        names = self.endpoint_names()
+        return [next((n for n in names if self.offers(n)), names[0])] if names else []
 
     def choose_clients(self, option: str | None) -> list[str]:
         kinds = [part.strip() for part in (option or "").split(",") if part.strip()]
@@ -309,12 +429,12 @@ class TargetSession:
         those transports; if the run has none, once over the target's first endpoint of one (it is
         about that transport, whatever --transport says), else it is skipped.
         """
-        chosen = self.run_endpoints or self.endpoint_names()[:1]
+        chosen = self.run_endpoints or self.default_endpoints()
         fitting: list[str | None] = list(chosen)
         if scenario.transports:
             fitting = [n for n in chosen if self.transport_of(n) in scenario.transports]
             if not fitting:
-                offered = [self.endpoint_for_transport(t) for t in scenario.transports]
+                offered = [n for n in (self.endpoint_for_transport(t) for t in scenario.transports) if n is None or self.offers(n)]
                 fitting = [next((n for n in offered if n is not None), None)]
         kinds = self.run_clients or list(scenario.clients)
         result = []
@@ -333,6 +453,10 @@ class TargetSession:
             if reason:
                 return f"needs the raw client: {reason}"
         if endpoint is None:
+            offered = self.settings.get("transports")
+            if offered is not None and any(self.endpoint_for_transport(t) for t in scenario.transports):
+                return (f"scenario is about {' or '.join(scenario.transports)}; profile {self.profile.name} serves "
+                        f"only {', '.join(offered)} (setting transports)")
             return (f"scenario is about {' or '.join(scenario.transports)}; target {self.spec.name} offers "
                     f"only {', '.join(self.endpoint_names())}")
         names = self.endpoint_names()
@@ -349,7 +473,7 @@ class TargetSession:
     def header_lines(self) -> list[str]:
         """What the run header says about the target's endpoints, and loudly if verification is off."""
         where = f"launched by the harness ({self.spec.launch})" if self.spec.launch else "reached over the network"
-        chosen = self.run_endpoints or self.endpoint_names()[:1]
+        chosen = self.run_endpoints or self.default_endpoints()
         lines = [f"mqtt target: {self.spec.name}, {where}; endpoints: {', '.join(self.endpoint_names())}; "
                  f"scenarios run over: {', '.join(chosen)}"]
         for name, url in self.spec.endpoints.items():
@@ -379,10 +503,10 @@ class TargetSession:
             except HarnessError as exc:
                 self._error = str(exc)
         if self._error is not None:
-            raise HarnessError(self._error)
+            raise (TargetNotInstalled if self._not_installed else HarnessError)(self._error)
         assert self._endpoint is not None
         if name is None:
-            name = next(iter(self._addresses))
+            name = next((n for n in self._addresses if self.offers(n)), next(iter(self._addresses)))
         address = self._addresses.get(name)
         if address is None:
             raise HarnessError(f"target {self.spec.name} has no endpoint {name!r} (it has: {', '.join(self._addresses)})")
@@ -407,15 +531,20 @@ class TargetSession:
         from harness.certs import make_pki
 
         if self.spec.launch:
-            from harness.launch import LaunchError, launch, launcher_listeners
+            from harness.launch import BrokerNotInstalled, LaunchError, launch, launcher_listeners
 
             self._workdir = tempfile.TemporaryDirectory(prefix=f"mqtt-harness-{self.spec.launch}-")
             listeners = launcher_listeners(self.spec.launch)
             options: dict[str, Any] = {"transports": listeners} if listeners != ("tcp",) else {}
             if self.spec.launch == "reference":  # the bundled broker imitates the profile's platform
                 options.update(personality=self.profile.personality, personality_options=self.settings)
+                if self.profile.broker:  # the profile's broker config (limits a reduced target announces)
+                    options["broker_config"] = self.profile.broker
             try:
                 self._broker = launch(self.spec.launch, Path(self._workdir.name), **options)
+            except BrokerNotInstalled as exc:
+                self._not_installed = True
+                raise TargetNotInstalled(f"target {self.spec.name} is not installed here: {exc}") from None
             except LaunchError as exc:
                 raise HarnessError(str(exc)) from None
             self.version = self._broker.version
@@ -468,9 +597,10 @@ class TargetSession:
             endpoint = self.endpoint(next(iter(self.endpoint_names()), None))
         except HarnessError as exc:
             if self._endpoint is None:
-                return {"error": str(exc)}
+                return {"error": str(exc), "not_installed": self._not_installed}
             endpoint = self._endpoint  # one remote endpoint is down: workers find out per endpoint
         return {
+            "announced": _plain(self.announced()),
             "accounts": {k: [a.username, a.password] for k, a in endpoint.accounts.items()},
             "acl_allowed_prefix": endpoint.acl_allowed_prefix,
             "version": self.version,
@@ -482,8 +612,10 @@ class TargetSession:
         """Use the broker the controller started instead of starting one."""
         if "error" in exported:
             self._error = exported["error"]
+            self._not_installed = bool(exported.get("not_installed"))
             return
         self.version = exported.get("version")
+        self._announced = exported.get("announced")
         accounts = {k: Account(*v) for k, v in exported["accounts"].items()}
         for name, data in exported["addresses"].items():
             tls = TlsOptions(**data["tls"]) if data["tls"] is not None else None
@@ -498,6 +630,18 @@ class TargetSession:
         if self._workdir is not None:
             self._workdir.cleanup()
             self._workdir = None
+
+
+def _token() -> str:
+    import secrets
+
+    return secrets.token_hex(4)
+
+
+def _plain(properties: dict[str, Any]) -> dict[str, Any]:
+    """CONNACK properties as data an xdist worker can receive (numbers and text; bytes as hex)."""
+    return {k: (v.hex() if isinstance(v, bytes) else v) for k, v in properties.items()
+            if isinstance(v, int | str | bytes)}
 
 
 def _address_data(address: Address) -> dict[str, Any]:

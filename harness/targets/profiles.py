@@ -21,6 +21,9 @@ class Profile:
     settings: dict[str, Any] = field(default_factory=dict)
     # The reference broker's personality that imitates this profile (harness/broker/personalities.py).
     personality: str = "strict"
+    # The reference broker's config for this profile (harness/broker/config.py sections, e.g. `limits`),
+    # merged over what the launcher writes: how `reference` imitates a broker with fewer capabilities.
+    broker: dict[str, Any] = field(default_factory=dict)
 
 
 def known_profiles() -> list[str]:
@@ -40,6 +43,7 @@ def load_profile(name: str) -> Profile:
             capabilities=dict(data.get("capabilities", {})),
             settings=dict(data.get("settings", {})),
             personality=str(data.get("personality", "strict")),
+            broker=dict(data.get("broker") or {}),
         )
     except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
         raise HarnessError(f"{path}: bad profile: {exc}") from None

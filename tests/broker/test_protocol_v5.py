@@ -447,3 +447,25 @@ def test_protocol_error_after_connack_is_disconnect(client: MakeClient) -> None:
     c.connect(uid())
     c.send(Subscribe(packet_id=1, subscriptions=[sub("a")]), flags=0)
     assert [(type(p), p.reason_code) for p in c.expect_closed()] == [(Disconnect, 0x81)]  # MQTT-3.8.1-1
+
+
+def test_unavailable_subscription_features_are_announced_and_refused() -> None:
+    """Wildcard, shared and identified subscriptions switched off: CONNACK says 0, a SUBSCRIBE using
+    one is a Protocol Error answered with DISCONNECT 0xA2 / 0x9E / 0xA1 (5.0 §3.2.2.3.11-13)."""
+    limits = {"wildcard_subscription_available": False, "shared_subscription_available": False,
+              "subscription_identifier_available": False, "max_client_id_length": 23}
+    with running_broker({"auth": {"allow_anonymous": True}, "limits": limits}) as proc:
+        c = Client(proc.port, V5)
+        props = c.connect(uid()).properties
+        assert (props["wildcard_subscription_available"], props["shared_subscription_available"],
+                props["subscription_identifier_available"]) == (0, 0, 0)
+        assert c.subscribe("plain/" + uid(), qos=1) == [1]  # what it does offer still works
+        for subscribe, code in ((Subscribe(packet_id=1, subscriptions=[sub("a/+")]), 0xA2),
+                                (Subscribe(packet_id=1, subscriptions=[sub("$share/g/a")]), 0x9E),
+                                (Subscribe(packet_id=1, subscriptions=[sub("a")], properties={"subscription_identifier": 5}), 0xA1)):
+            c = Client(proc.port, V5)
+            c.connect(uid())
+            c.send(subscribe)
+            assert [(type(p), p.reason_code) for p in c.expect_closed()] == [(Disconnect, code)]
+        c = Client(proc.port, V5)
+        assert c.connect("").properties["assigned_client_identifier"]  # an assigned id is not held to the limit

@@ -37,6 +37,15 @@ def test_one_of_not_any_absent():
     assert mismatches({"properties": {"x": {"absent": True}}}, {"properties": {"x": 1}}) != []
 
 
+def test_one_of_with_absent_accepts_a_missing_field():
+    may_omit = {"properties": {"reason_string": {"one_of": ["why", {"absent": True}]}}}
+    assert mismatches(may_omit, {"properties": {}}) == []
+    assert mismatches(may_omit, {"properties": {"reason_string": "why"}}) == []
+    assert mismatches(may_omit, {"properties": {"reason_string": "other"}}) != []
+    assert mismatches({"x": {"one_of": [1, 2]}}, {}) == ["x: expected one of [1, 2], but it is absent"]
+    assert mismatches({"x": {"one_of": [{"any": True}, {"absent": True}]}}, {}) == []
+
+
 def test_lists_compare_item_by_item():
     assert mismatches({"reason_codes": [0, 0x80]}, {"reason_codes": [0, 0x80]}) == []
     assert mismatches({"reason_codes": [0, 0x80]}, {"reason_codes": [0, 1]}) == ["reason_codes[1]: expected 128, got 1"]

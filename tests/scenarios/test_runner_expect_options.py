@@ -118,3 +118,21 @@ def test_expect_nothing_may_send(tmp_path):
 def test_plain_expect_nothing_still_fails_on_any_packet(tmp_path):
     with pytest.raises(ScenarioFailed, match=r"expected: nothing \(PINGRESP to the barrier PINGREQ\)"):
         run(tmp_path, "- connected:\n- expect_nothing:\n", [PUBLISH_A + PINGRESP])
+
+
+def test_expect_close_after_or_close_accepted_the_close(tmp_path):
+    steps = SUBSCRIBE_THEN + "- expect: {packet: suback, or_close: true}\n- expect_close:\n"
+    run(tmp_path, steps, [None])  # the close came instead of SUBACK: the later expect_close is that close
+    with pytest.raises(ScenarioFailed, match="expected: the broker closes the connection"):
+        run(tmp_path, steps, [SUBACK_0])  # SUBACK came: the connection stays open, expect_close still fails
+
+
+def test_save_takes_a_nested_field(tmp_path):
+    steps = SUBSCRIBE_THEN + (
+        "- expect: {packet: suback, save: {code: reason_codes.0}}\n"
+        "- send: {packet: subscribe, packet_id: 2, subscriptions: [{topic_filter: a, qos: '${code}'}]}\n"
+        "- expect: {packet: suback, reason_codes: ['${code}']}\n"
+    )
+    run(tmp_path, steps, [SUBACK_80, SUBACK_80])
+    with pytest.raises(Exception, match="save: SUBACK has no field 'properties.reason_string'"):
+        run(tmp_path, SUBSCRIBE_THEN + "- expect: {packet: suback, save: {why: properties.reason_string}}\n", [SUBACK_0])

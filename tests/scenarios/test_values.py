@@ -70,3 +70,20 @@ def test_saved_names_may_hold_digits(variables):
 def test_a_malformed_reference_is_an_error_not_literal_text(variables):
     with pytest.raises(UnresolvableValue, match="malformed variable reference"):
         resolve("a${Upper}b", variables)
+
+
+def test_hmac_sha256_answers_a_saved_nonce_with_the_password(variables):
+    from harness.broker.auth import hmac_sha256_response
+
+    variables.saved["nonce"] = b"\x00\x01nonce\xff"
+    answer = resolve({"hmac_sha256": {"key": "${password}", "data": "${nonce}"}}, variables)
+    assert answer == hmac_sha256_response("pw1", b"\x00\x01nonce\xff")  # what the reference broker checks
+    assert len(answer) == 32
+    assert resolve({"hmac_sha256": {"key": "k", "data": "text"}}, variables) != answer
+
+
+def test_hmac_sha256_needs_key_and_data(variables):
+    with pytest.raises(UnresolvableValue, match="hmac_sha256: expected"):
+        resolve({"hmac_sha256": {"key": "k"}}, variables)
+    with pytest.raises(UnresolvableValue, match="data must be text or bytes"):
+        resolve({"hmac_sha256": {"key": "k", "data": 5}}, variables)
