@@ -11,18 +11,21 @@ The hooks, in the order a connection meets them:
 
 | hook | called | strict answer | example deviation |
 | --- | --- | --- | --- |
+| `serves(listener)` | first bytes on a connection | True | Itron: only `tls`; CloudPlugs: `tcp` and `tls` (the `transports` setting) |
 | `adjust_limits(limits)` | once at start | unchanged | CloudPlugs: maximum_qos 0; Cumulocity: max packet 16184 |
 | `refuse_version(version)` | CONNECT of a known version | None (accept) | Cumulocity: 5.0 gets CONNACK 1 |
 | `before_connect(packet_type)` | a first packet that is not CONNECT | None: close silently | Cumulocity: CONNACK 5, then close |
 | `client_key(client_id, version)` | accepted CONNECT | the ClientId | Cumulocity: `d:X:tpl` and `X` are one client |
 | `check_connect(info)` | after the protocol version checks, before the spec's ClientId and credential checks (so it can answer in their place) | None (accept) | ClientId formats, JWT passwords, clean session required, 3.1 long ClientId -> 5 |
 | `authenticated(info)` | before the user name / password check | False (the user table decides) | CloudPlugs: empty credentials enrol |
-| `takeover(info, existing)` | same key already connected | True: close the old one | Watson `A:` ids: several connections share |
+| `shared_client(info)` | accepted CONNECT, before the takeover check | None | Watson `A:org:app`: several connections hold one ClientId, each message to one |
+| `takeover(info, existing)` | same key already connected | True: close the old one | False refuses the newcomer (CONNACK 2 / 0x85) |
 | `authorize_publish(client, topic, qos, retain)` | every PUBLISH | the ACL | CloudPlugs: SILENT |
 | `authorize_subscribe(client, filter, qos)` | every SUBSCRIBE filter | the ACL | Cumulocity: `s/us` refused |
 | `max_subscribe_qos(client, filter)` | every allowed SUBSCRIBE filter | 2 | Itron: a role's maximum QoS |
 | `on_publish(client, message)` | an allowed PUBLISH | unchanged | Watson: retain forced off; SmartREST replies; None: consumed |
 | `on_connected(client)` / `on_disconnected(client, reason)` | after CONNACK / at close | nothing | Watson monitoring topics |
+| `on_refused(client, refusal)` | a CONNECT refused with a CONNACK, once its ClientInfo exists | nothing | Watson FailedConnect monitoring |
 | `idle_limit` | connection setup | None | CloudPlugs: 300 s regardless of Keep Alive |
 | `account(user, password, options)` (classmethod) | by the launcher, before start | unchanged | Cumulocity: `tenant/user`; Itron: JWT password |
 
@@ -74,6 +77,10 @@ class ClientInfo:
     properties: dict[str, Any] = field(default_factory=dict)  # CONNECT properties (5.0)
     will_topic: str | None = None
     acl: ClientAcl | None = None
+    transport: str = "tcp"  # the listener's: tcp, tls, ws or wss
+    # Filled when the connection closes: read_bytes / write_bytes (MQTT bytes from / to the client)
+    # and read_msgs / write_msgs (PUBLISH packets from / to the client).
+    traffic: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # personality-private state
 
 
@@ -110,6 +117,11 @@ class Personality:
     def adjust_limits(self, limits: Limits) -> Limits:
         return limits
 
+    def serves(self, listener: str) -> bool:
+        """Whether a connection on a listener of this transport (tcp, tls, ws, wss) is served at all;
+        False closes it on its first bytes, without a CONNACK."""
+        return True
+
     def refuse_version(self, version: int) -> Refusal | None:
         return None
 
@@ -126,6 +138,14 @@ class Personality:
     def authenticated(self, client: ClientInfo) -> bool:
         """True: the platform accepts these credentials itself, in place of the user table."""
         return False
+
+    def shared_client(self, client: ClientInfo) -> str | None:
+        """A group name if several connections may hold this ClientId at once (None: the spec's one
+        connection per ClientId). Each such connection gets a session of its own and is never taken
+        over; its subscriptions join a share group of that name, so each message matching them goes
+        to one member, as for `$share/`. Such a personality should insist on a clean session in
+        `check_connect`: a session of its own cannot be resumed by a later connection."""
+        return None
 
     def takeover(self, client: ClientInfo, existing: ClientInfo) -> bool:
         return True  # MQTT-3.1.4-2 / 5.0 MQTT-3.1.4-3
@@ -152,6 +172,10 @@ class Personality:
         return None
 
     def on_disconnected(self, client: ClientInfo, reason: str) -> None:
+        return None
+
+    def on_refused(self, client: ClientInfo, refusal: Refusal) -> None:
+        """A CONNECT refused (by the spec's checks or the personality's), before its CONNACK goes out."""
         return None
 
 

@@ -74,6 +74,11 @@ class ItronPersonality(Personality):
         if choice in ("ack_and_drop", "disconnect"):
             config.denied_publish = choice
 
+    def serves(self, listener: str) -> bool:
+        # IT-TLS: TLS is required; a connection over any other transport (plain TCP) is closed
+        # unanswered. The `transports` setting names what is served (default: tls only).
+        return listener in tuple(self.options.get("transports", ("tls",)))
+
     @property
     def tenant(self) -> str:
         return str(self.options.get("tenant", "itron"))

@@ -3,20 +3,22 @@ deviation from the spec passes against the reference broker with that platform's
 fails against the strict personality, so it really tells the platform's behaviour apart.
 
 The scenarios run directly (ScenarioRunner), bypassing the profile's `requires`, which would
-otherwise skip them on a strict target. The `by_profile` value used is the platform's.
+otherwise skip them on a strict target. The `by_profile` value used is the platform's, and so are
+the settings (the `reference-<platform>` target's, as targets.yaml overrides them: a shortened
+CloudPlugs idle limit) and the endpoint (the platform's default: Itron's is TLS).
 """
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from harness.errors import ScenarioFileError
-from harness.launch import launch
-from harness.launch.base import RunningBroker
 from harness.scenarios.model import Scenario, load_scenarios
-from harness.scenarios.runner import Endpoint, ScenarioFailed, ScenarioRunner
+from harness.scenarios.runner import ScenarioFailed, ScenarioRunner
 from harness.spec import vendors
+from harness.targets import TargetSession, TargetSpec, load_targets
 from harness.targets.profiles import load_profile
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,12 +26,18 @@ PLATFORMS = sorted({b.platform for b in vendors.behaviours().values()} & {p.stem
 
 # Vendor scenarios that check behaviour the spec shares (no deviation), so strict passes them too.
 SPEC_BEHAVIOUR = {
-    "c8y-will-connection-event": "a will on s/us is a plain MQTT will",
+    "c8y-tls-device-session": "MQTT over TLS is the spec's own transport (C8Y-TRANSPORTS: the platform offers it)",
+    "c8y-websocket-on-path-mqtt": "MQTT over WebSocket is the spec's own (MQTT-6.0.0-4; C8Y-TRANSPORTS: the platform offers it)",
     "it-clientid-23-characters-and-takeover": "23 characters and takeover are the spec's own (MQTT-3.1.4-2)",
     "c8yl-persistent-session-keeps-missed-messages": "clean session 0 is the spec's own (MQTT-3.1.2-4)",
     "cp-will-published-on-loss": "a last will is plain MQTT",
+    "cp-auth-plug-id-and-email-logins": "valid credentials are accepted anywhere; CP-AUTH discriminates by a will not checked at CONNECT",
+    "cp-auth-username-neither-plug-id-nor-email-refused": "an unknown user name is refused by the spec's broker too (CONNACK 4)",
+    "cp-transports-tcp-and-tls": "plain MQTT and MQTT over TLS are the spec's own transports",
     "it-consumer-publish-acknowledged-and-dropped": "ack-and-drop is the spec's own answer (MQTT-3.3.5-2)",
     "it-jwt-password-accepted": "a valid credential is accepted anywhere; IT-JWT discriminates by refusing bad tokens",
+    "it-tls-1-2-accepted": "a TLS 1.2 connection is plain MQTT over TLS; IT-TLS discriminates by refusing plain TCP",
+    "it-session-offline-queues-qos1-qos2-not-qos0": "the spec's own (MQTT-3.1.2-4, -5: QoS 0 may be left out)",
 }
 
 
@@ -54,13 +62,21 @@ def deviation_scenarios(platform: str) -> list[Scenario]:
 CASES = [(platform, s) for platform in PLATFORMS for s in deviation_scenarios(platform)]
 
 
+def _target(profile: str) -> TargetSession:
+    """A launched reference broker as the `reference-<profile>` target of targets.yaml (settings included)."""
+    entry = load_targets(ROOT / "targets.yaml")["targets"].get(f"reference-{profile}") or {}
+    spec = TargetSpec(name=f"reference-{profile}", source="test_discrimination", launch="reference", profile=profile,
+                      settings=dict(entry.get("settings") or {}))
+    return TargetSession(spec, load_profile(profile))
+
+
 @pytest.fixture(scope="module")
-def brokers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RunningBroker]]:
-    started: dict[str, RunningBroker] = {}
+def brokers() -> Iterator[dict[str, TargetSession]]:
+    started: dict[str, TargetSession] = {}
     try:
         for personality in ["strict", *(load_profile(p).personality for p in PLATFORMS)]:
-            started[personality] = launch("reference", tmp_path_factory.mktemp(personality), personality=personality,
-                                          personality_options=load_profile(_profile_of(personality)).settings)
+            started[personality] = _target(_profile_of(personality))
+            started[personality].endpoint()  # starts the broker
         yield started
     finally:
         for broker in started.values():
@@ -71,9 +87,9 @@ def _profile_of(personality: str) -> str:
     return next((p for p in PLATFORMS if load_profile(p).personality == personality), "strict")
 
 
-def _run(broker: RunningBroker, scenario: Scenario, profile: str) -> None:
-    endpoint = Endpoint(host=broker.host, port=broker.port, accounts=broker.accounts, profile=profile,
-                        settings=load_profile(profile).settings)
+def _run(broker: TargetSession, scenario: Scenario, profile: str) -> None:
+    platform = _target(profile)  # not started: its settings and default endpoint
+    endpoint = dataclasses.replace(broker.endpoint(platform.default_endpoints()[0]), profile=profile, settings=platform.settings)
     ScenarioRunner(scenario, endpoint, f"disc{abs(hash(scenario.id)) % 10**8}", timeout=2.0).run()
 
 
@@ -83,11 +99,11 @@ def test_every_platform_with_a_profile_has_deviation_scenarios() -> None:
 
 
 @pytest.mark.parametrize("platform, scenario", CASES, ids=[f"{p}:{s.id}" for p, s in CASES])
-def test_passes_with_the_platform_personality(brokers: dict[str, RunningBroker], platform: str, scenario: Scenario) -> None:
+def test_passes_with_the_platform_personality(brokers: dict[str, TargetSession], platform: str, scenario: Scenario) -> None:
     _run(brokers[load_profile(platform).personality], scenario, platform)
 
 
 @pytest.mark.parametrize("platform, scenario", CASES, ids=[f"{p}:{s.id}" for p, s in CASES])
-def test_fails_with_the_strict_personality(brokers: dict[str, RunningBroker], platform: str, scenario: Scenario) -> None:
+def test_fails_with_the_strict_personality(brokers: dict[str, TargetSession], platform: str, scenario: Scenario) -> None:
     with pytest.raises(ScenarioFailed):
         _run(brokers["strict"], scenario, platform)

@@ -14,28 +14,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Not yet covered: id -> why. An id leaves this list when a scenario cites it (the test insists).
 PENDING: dict[str, str] = {
-    "C8Y-CONNACK-LATE": "needs a platform-side trigger for a mid-session error; not modelled yet",
-    "C8Y-CLEAN-SESSION": "vague; setting not modelled yet",
-    "C8Y-NO-SUB-DATA": "not modelled yet; the C8Y-WILL scenario's watcher subscribes to s/us and must change with it",
-    "C8Y-RETAIN-IGNORED": "not modelled yet",
-    "C8Y-QOS": "not modelled yet (plain MQTT QoS; the generic suite runs under the cumulocity profile)",
-    "C8Y-SMARTREST": "SmartREST processing not modelled yet",
-    "C8Y-ERRORS": "SmartREST processing (s/e) not modelled yet",
-    "C8Y-BOOTSTRAP": "s/ucr / s/dcr bootstrap not modelled yet",
-    "C8Y-TRANSPORTS": "needs the TLS/WebSocket listeners of the transports work on the personality targets",
-    "CP-KEEPALIVE": "idle_limit setting exists (idle_timeout); no scenario with a shortened limit yet",
-    "CP-CLIENTID": "HWID[/NAME] format checks not modelled yet",
-    "CP-AUTH": "Plug-ID / e-mail logins not modelled yet",
-    "CP-DATA-TOPICS": "data topic and JSON payload rules not modelled yet",
-    "CP-PROPS": "ag/prop/set and get not modelled yet",
-    "CP-TRANSPORTS": "needs TLS listeners on the personality targets",
-    "IT-TLS": "needs a TLS listener on the launched reference broker and a way to refuse plain TCP per personality",
-    "IT-SESSION": "spec behaviour (clean session 0 queues QoS 1/2); an Itron scenario citing it not written yet",
-    "W-APP-AUTH": "application ClientIds / API-key logins not modelled in the watson-iot personality yet",
-    "W-TOPICS": "event/command topic rules not modelled yet",
-    "W-MON-APP": "application monitoring (iot-2/app/APPID/mon) not modelled yet",
-    "W-SHARED-APP": "A: shared application ids (takeover hook) not modelled yet",
-    "W-QUICKSTART": "quickstart organisation rules not modelled yet",
 }
 
 
