@@ -11,8 +11,10 @@ a scenario or a baseline changes a verdict, and the check says which lines moved
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import difflib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,12 +51,23 @@ def write_snapshot(comparison: Comparison, path: Path) -> Path:
     return path
 
 
+def _in_recorded_order(comparison: Comparison, recorded: list[str]) -> Comparison:
+    """The comparison with its targets in the snapshot's column order: `--run a,b` orders columns as
+    named, a results directory alphabetically, and the order of the columns is not a verdict."""
+    header = next((line for line in recorded if line.startswith("| | **")), "")
+    order = re.findall(r"\*\*([^*]+)\*\*", header)
+    if sorted(order) != sorted(t.name for t in comparison.targets):
+        return comparison  # other targets: the diff shows it
+    return dataclasses.replace(comparison, targets=sorted(comparison.targets, key=lambda t: order.index(t.name)))
+
+
 def check_snapshot(comparison: Comparison, path: Path) -> bool:
     """True if `path` says what this comparison says; otherwise print the lines that moved."""
     if not path.is_file():
         print(f"harness compare: no snapshot at {path}; write one with --snapshot {path}", file=sys.stderr)
         return False
-    fresh, recorded = _body(snapshot_text(comparison)), _body(path.read_text(encoding="utf-8"))
+    recorded = _body(path.read_text(encoding="utf-8"))
+    fresh = _body(snapshot_text(_in_recorded_order(comparison, recorded)))
     if fresh == recorded:
         return True
     diff = list(difflib.unified_diff(recorded, fresh, str(path), "this run", n=0, lineterm=""))

@@ -175,6 +175,20 @@ def test_a_snapshot_is_whole_dated_and_checked_against_a_fresh_run(two_runs, tmp
     assert not check_snapshot(comparison, tmp_path / "missing.md")
 
 
+def test_a_snapshot_check_ignores_the_order_of_the_columns(two_runs, tmp_path) -> None:
+    import dataclasses
+
+    from harness.report.snapshot import check_snapshot, write_snapshot
+
+    comparison = load(two_runs[1])
+    snapshot = write_snapshot(comparison, tmp_path / "snap.md")
+    # `--run beta,alpha` writes the columns in that order; a results directory reads them sorted.
+    reversed_targets = dataclasses.replace(comparison, targets=list(reversed(comparison.targets)))
+    assert check_snapshot(reversed_targets, snapshot)
+    moved = dataclasses.replace(reversed_targets, rows=[dataclasses.replace(r, cells={}) for r in comparison.rows])
+    assert not check_snapshot(moved, snapshot)
+
+
 def test_the_command_checks_a_snapshot(two_runs, tmp_path) -> None:
     from harness.cli import main
 
