@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.launch import mosquitto, reference
+from harness.launch import aedes, amqtt, ejabberd, mosquitto, rabbitmq, reference
 from harness.launch.base import (
     ACCOUNT_FILTERS,
     ALL_LISTENERS,
@@ -26,6 +26,7 @@ from harness.launch.base import (
     RESTRICTED_PREFIX,
     STANDARD_ACCOUNTS,
     Account,
+    BrokerNotInstalled,
     LaunchError,
     PortInUseError,
     RunningBroker,
@@ -41,6 +42,7 @@ __all__ = [
     "RESTRICTED_PREFIX",
     "STANDARD_ACCOUNTS",
     "Account",
+    "BrokerNotInstalled",
     "BrokerProcess",
     "LaunchError",
     "PortInUseError",
@@ -51,9 +53,16 @@ __all__ = [
     "launcher_listeners",
 ]
 
-# Each takes (workdir, **options) and returns a RunningBroker that serves, or raises LaunchError.
+# Each takes (workdir, **options) and returns a RunningBroker that serves, or raises LaunchError
+# (BrokerNotInstalled when the broker's software is missing: the target's scenarios are skipped).
+# A launcher with a `transports` option opens every listener of ALL_LISTENERS unless its module
+# names the ones its broker can serve in `LISTENERS` (tcp first).
 LAUNCHERS: dict[str, Callable[..., RunningBroker]] = {
+    "aedes": aedes.launch,
+    "amqtt": amqtt.launch,
+    "ejabberd": ejabberd.launch,
     "mosquitto": mosquitto.launch,
+    "rabbitmq": rabbitmq.launch,
     "reference": reference.launch,
 }
 
@@ -63,7 +72,7 @@ def launcher_listeners(kind: str) -> tuple[str, ...]:
     launcher = LAUNCHERS.get(kind)
     if launcher is None or "transports" not in inspect.signature(launcher).parameters:
         return ("tcp",)
-    return ALL_LISTENERS
+    return tuple(getattr(inspect.getmodule(launcher), "LISTENERS", ALL_LISTENERS))
 
 
 def launch(kind: str, workdir: Path, **options: Any) -> RunningBroker:

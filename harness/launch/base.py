@@ -17,6 +17,14 @@ class LaunchError(HarnessError):
     """A broker could not be started (or stopped). The message is one line that names the broker."""
 
 
+class BrokerNotInstalled(LaunchError):
+    """The broker's software is not on this machine (binary, package or module missing).
+
+    Not a failure of the broker nor of the harness: the plugin skips the target's scenarios with this
+    message as the reason. The message is one line naming what is missing and how to install it.
+    """
+
+
 class PortInUseError(LaunchError):
     """The broker lost the race for its port: another process bound it first. Launchers retry on it."""
 
@@ -70,10 +78,16 @@ class ServedEndpoint:
         return f"{scheme}://{self.host}:{self.port}{self.path}"
 
 
-def check_listeners(name: str, listeners: tuple[str, ...] | list[str]) -> None:
+def check_listeners(
+    name: str, listeners: tuple[str, ...] | list[str], offered: tuple[str, ...] | None = None
+) -> None:
+    """Refuse listener kinds the harness does not know, or (given `offered`) this broker cannot serve."""
     unknown = [kind for kind in listeners if kind not in LISTENER_KINDS]
     if unknown:
         raise LaunchError(f"{name}: unknown listener(s) {', '.join(unknown)} (known: {', '.join(LISTENER_KINDS)})")
+    unsupported = [kind for kind in listeners if offered is not None and kind not in offered]
+    if unsupported:
+        raise LaunchError(f"{name}: no {', '.join(unsupported)} listener (it offers {', '.join(offered or ())})")
     if "tcp" not in listeners:
         raise LaunchError(f"{name}: the tcp listener is always needed (it is how readiness is checked)")
 

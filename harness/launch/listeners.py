@@ -6,7 +6,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.launch.base import LISTENER_KINDS, WS_PATH, PortInUseError, ServedEndpoint
+from harness.launch.base import (
+    LISTENER_KINDS,
+    WS_PATH,
+    Account,
+    PortInUseError,
+    RunningBroker,
+    ServedEndpoint,
+)
 from harness.launch.process import BrokerProcess, free_port
 
 # A free port can be taken by another process between free_port() and the broker's bind: retry on new ones.
@@ -46,3 +53,27 @@ def served_endpoints(ports: Mapping[str, int], host: str = "127.0.0.1") -> dict[
         kind: ServedEndpoint(kind, LISTENER_KINDS[kind], host, number, WS_PATH if LISTENER_KINDS[kind] in ("ws", "wss") else "")
         for kind, number in ports.items()
     }
+
+
+def running_broker(
+    name: str,
+    proc: BrokerProcess,
+    port: int,
+    ports: Mapping[str, int],
+    *,
+    accounts: Mapping[str, Account],
+    pki: Any,
+    version: str | None,
+) -> RunningBroker:
+    """What every launcher returns: the broker process it started on loopback, its endpoints and accounts."""
+    return RunningBroker(
+        name=name,
+        host="127.0.0.1",
+        port=port,
+        version=version,
+        log_path=proc.log_path,
+        accounts=dict(accounts),
+        process=proc,
+        endpoints=served_endpoints(ports),
+        pki=pki,
+    )

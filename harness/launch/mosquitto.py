@@ -25,11 +25,12 @@ from harness.launch.base import (
     LISTENER_KINDS,
     STANDARD_ACCOUNTS,
     Account,
+    BrokerNotInstalled,
     LaunchError,
     RunningBroker,
     check_listeners,
 )
-from harness.launch.listeners import pki_for, served_endpoints, start_on_free_ports
+from harness.launch.listeners import pki_for, running_broker, start_on_free_ports
 from harness.launch.process import BrokerProcess
 
 NAME = "mosquitto"
@@ -81,7 +82,7 @@ def find_binary() -> str:
     binary = os.environ.get("MOSQUITTO_BIN", DEFAULT_BINARY)
     resolved = shutil.which(binary)
     if resolved is None:
-        raise LaunchError(f"{NAME}: binary {binary} not found (apt-get install mosquitto)")
+        raise BrokerNotInstalled(f"{NAME}: binary {binary} not found (apt-get install mosquitto)")
     return resolved
 
 
@@ -90,7 +91,7 @@ def find_plugin() -> str:
         found = sorted(glob.glob(pattern))
         if found:
             return found[0]
-    raise LaunchError(
+    raise BrokerNotInstalled(
         f"{NAME}: dynamic-security plugin {PLUGIN_FILE} not found under /usr/lib (apt-get install mosquitto)"
     )
 
@@ -230,14 +231,4 @@ def launch(
 
     proc, chosen, ports = start_on_free_ports(port, transports, prepare)
     found = proc.ready_match or _VERSION.search(proc.log_text())
-    return RunningBroker(
-        name=NAME,
-        host="127.0.0.1",
-        port=chosen,
-        version=found.group(1) if found else None,
-        log_path=proc.log_path,
-        accounts=dict(accounts),
-        process=proc,
-        endpoints=served_endpoints(ports),
-        pki=pki,
-    )
+    return running_broker(NAME, proc, chosen, ports, accounts=accounts, pki=pki, version=found.group(1) if found else None)

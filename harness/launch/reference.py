@@ -26,7 +26,7 @@ from harness.launch.base import (
     RunningBroker,
     check_listeners,
 )
-from harness.launch.listeners import pki_for, served_endpoints, start_on_free_ports
+from harness.launch.listeners import pki_for, running_broker, start_on_free_ports
 from harness.launch.process import BrokerProcess
 
 NAME = "reference"
@@ -80,12 +80,15 @@ def launch(
     personality_options: Mapping[str, Any] | None = None,
     transports: Sequence[str] = ("tcp",),
     client_id_from_cn: bool = False,
+    broker_config: Mapping[str, Any] | None = None,
 ) -> RunningBroker:
     """Start the reference broker on 127.0.0.1:<port> (a free one unless given).
 
     `transports` names further listeners (base.LISTENER_KINDS) on free ports, TLS ones with
     certificates generated under workdir/certs; `client_id_from_cn` makes the mtls listener take
     the client certificate as the credential and its common name as the device id (Cumulocity).
+    `broker_config` holds further sections of the broker's config (a profile's `broker:`, e.g.
+    `limits: {maximum_qos: 1}`), merged over the generated one section by section.
     """
     check_listeners(NAME, list(transports))
     if not available():
@@ -107,6 +110,11 @@ def launch(
     def prepare(chosen: int, ports: dict[str, int]) -> BrokerProcess:
         config = reference_config(chosen, personality, accounts, personality_options)
         config["listeners"] += [_listener(kind, number, pki, client_id_from_cn) for kind, number in ports.items() if kind != "tcp"]
+        for section, value in (broker_config or {}).items():
+            if isinstance(value, Mapping) and isinstance(config.get(section), dict):
+                config[section] = {**config[section], **value}
+            else:
+                config[section] = value
         config_file.write_text(yaml.safe_dump(config, sort_keys=False))
         return BrokerProcess(
             NAME,
@@ -115,6 +123,9 @@ def launch(
             port=chosen,
             workdir=workdir,
             ready_pattern=_READY,
+            # The ready line comes once every listener is bound; a TCP probe could succeed before the
+            # TLS and WebSocket listeners exist (a run over `tls` then met a refused port).
+            tcp_ready=False,
             timeout=timeout,
             env=env,
             # `python -m` puts the cwd first on sys.path: run from the checkout so that it wins there too
@@ -122,17 +133,8 @@ def launch(
         )
 
     proc, chosen, ports = start_on_free_ports(port, transports, prepare)
-    return RunningBroker(
-        name=NAME,
-        host="127.0.0.1",
-        port=chosen,
-        version=harness.__version__,  # the broker ships with the harness
-        log_path=proc.log_path,
-        accounts=dict(accounts),
-        process=proc,
-        endpoints=served_endpoints(ports),
-        pki=pki,
-    )
+    # the broker ships with the harness
+    return running_broker(NAME, proc, chosen, ports, accounts=accounts, pki=pki, version=harness.__version__)
 
 
 def _listener(kind: str, port: int, pki: Any, client_id_from_cn: bool) -> dict[str, Any]:

@@ -1,0 +1,234 @@
+"""Launcher for ejabberd (Debian ejabberd) serving MQTT with mod_mqtt.
+
+`ejabberdctl foreground` runs the node in this process group, as user ejabberd (setpriv when run
+as root: ejabberdctl's own `su` would put the node in a session of its own, out of reach of the
+group stop). ERL_DIST_PORT makes the node listen for distribution on that one loopback port and run
+without epmd; every ejabberdctl call gets the same -c file, so none ever starts an epmd on
+0.0.0.0:4369. The accounts are registered with `ejabberdctl register` once the node serves.
+
+ejabberd drops to its own user, which cannot enter the harness's 0700 work dirs: its files live
+in a directory of their own under the system temp dir, owned by ejabberd and removed at stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.launch.base import (
+    ACCOUNT_FILTERS,
+    STANDARD_ACCOUNTS,
+    WS_PATH,
+    Account,
+    BrokerNotInstalled,
+    LaunchError,
+    RunningBroker,
+    check_listeners,
+)
+from harness.launch.erlang import ErlangBrokerProcess, chown_tree, user_ids, wait_mqtt_ready, wait_ports
+from harness.launch.listeners import running_broker, start_on_free_ports
+from harness.launch.process import free_port
+
+NAME = "ejabberd"
+DEFAULT_CTL = "/usr/sbin/ejabberdctl"
+USER = "ejabberd"
+XMPP_HOST = "localhost"  # MQTT user names are the user part of a JID of this host
+# One certificate for the whole node (certfiles): no per-listener certificates, so no
+# mtls / tls-expired / tls-not-yet-valid listeners beside the ordinary TLS one.
+LISTENERS: tuple[str, ...] = ("tcp", "tls", "ws", "wss")
+_VERSION = re.compile(r"ejabberd (\d+\.\d+(?:\.\d+)?)\S* is started")
+_NOISE = re.compile(r"^\s*$|Start accepting|Loading configuration|Configuration loaded|Not using ACME")
+
+
+def ctl_binary() -> str:
+    return os.environ.get("EJABBERDCTL_BIN", DEFAULT_CTL)
+
+
+def installed() -> str | None:
+    """Why ejabberd cannot be launched here (not installed), or None."""
+    if not os.access(ctl_binary(), os.X_OK):
+        return f"{NAME}: {ctl_binary()} not found: not installed (apt-get install ejabberd)"
+    if user_ids(USER) is None:
+        return f"{NAME}: no system user {USER!r}: not installed (apt-get install ejabberd)"
+    return None
+
+
+def _covers(account_filter: str, topic_filter: str) -> bool:
+    if account_filter in ("#", topic_filter):
+        return True
+    return account_filter.endswith("/#") and (topic_filter + "/").startswith(account_filter[:-1])
+
+
+def access_rules(accounts: Mapping[str, Account]) -> dict[str, list[dict[str, str]]]:
+    """mod_mqtt access rules: per filter of ACCOUNT_FILTERS, most specific first, `allow` for every
+    account whose own filter covers it, then deny."""
+    used = {key: ACCOUNT_FILTERS[key] for key in accounts}
+    filters = sorted(set(used.values()), key=lambda f: (f == "#", -f.count("/"), f))
+    return {f: [{"allow": f"harness_{key}"} for key, own in used.items() if _covers(own, f)] + [{"deny": "all"}]
+            for f in filters}
+
+
+def ejabberd_yml(ports: Mapping[str, int], pem: Path | None, accounts: Mapping[str, Account]) -> str:
+    host = "127.0.0.1"
+    listen: list[dict[str, Any]] = [{"port": ports["tcp"], "ip": host, "module": "mod_mqtt", "backlog": 1000}]
+    if "tls" in ports:
+        listen.append({"port": ports["tls"], "ip": host, "module": "mod_mqtt", "tls": True, "backlog": 1000})
+    for kind in ("ws", "wss"):
+        if kind in ports:
+            listen.append({"port": ports[kind], "ip": host, "module": "ejabberd_http", "tls": kind == "wss",
+                           "request_handlers": {WS_PATH: "mod_mqtt"}})
+    config: dict[str, Any] = {
+        "hosts": [XMPP_HOST],
+        "loglevel": "info",
+        "auth_method": "internal",
+        "acme": {"auto": False},
+        "listen": listen,
+        "acl": {f"harness_{key}": {"user": account.username} for key, account in accounts.items()},
+    }
+    if pem is not None:
+        config["certfiles"] = [str(pem)]
+    return yaml.safe_dump(config, sort_keys=False) + mod_mqtt_yml(accounts)
+
+
+def mod_mqtt_yml(accounts: Mapping[str, Account]) -> str:
+    """The modules section. Written by hand: ejabberd reads unquoted and 'single-quoted' YAML
+    scalars as atoms, and a topic filter given as an atom is "Malformed"; "double quotes" keep it a string."""
+    lines = ["modules:", "  mod_mqtt:",
+             "    max_topic_depth: 64   # the default of 8 levels would refuse deeper topics, which MQTT allows"]
+    for option in ("access_subscribe", "access_publish"):
+        lines.append(f"    {option}:")
+        for topic_filter, rule in access_rules(accounts).items():
+            items = ", ".join(f"{verb}: {who}" for entry in rule for verb, who in entry.items())
+            lines.append(f"      {json.dumps(topic_filter)}: [{items}]")
+    return "\n".join(lines) + "\n"
+
+
+def launch(
+    workdir: Path,
+    *,
+    port: int | None = None,
+    timeout: float = 30.0,
+    accounts: Mapping[str, Account] = STANDARD_ACCOUNTS,
+    transports: Sequence[str] = ("tcp",),
+) -> RunningBroker:
+    """Start an ejabberd node serving MQTT on 127.0.0.1:<port> (a free one unless given).
+
+    `transports`: listeners among LISTENERS, each on a free port; TLS ones with certificates
+    generated for this run under workdir/certs.
+    """
+    check_listeners(NAME, list(transports), LISTENERS)
+    problem = installed()
+    if problem:
+        raise BrokerNotInstalled(problem)
+    unknown = set(accounts) - set(ACCOUNT_FILTERS)
+    if unknown:
+        raise LaunchError(f"{NAME}: no ACL defined for account(s) {', '.join(sorted(unknown))}")
+    ids = user_ids(USER)
+    assert ids is not None
+    as_root = os.geteuid() == 0
+    if not as_root and os.geteuid() != ids[0]:
+        raise LaunchError(f"{NAME}: ejabberdctl runs only as root or as user {USER}")
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix="harness-ejabberd-"))
+    (workdir / "ejabberd-files").write_text(f"{run_dir}\n")  # where to look while it runs
+    pki = None
+    if {"tls", "wss"} & set(transports):
+        from harness.certs import make_pki
+
+        pki = make_pki(workdir / "certs", server_days=365)
+    pem = None
+    if pki is not None:
+        pem = run_dir / "server.pem"
+        pem.write_bytes(Path(pki.server.key).read_bytes() + Path(pki.server.cert).read_bytes())
+    for sub in ("spool", "logs"):
+        (run_dir / sub).mkdir()
+    run_as = ["setpriv", f"--reuid={ids[0]}", f"--regid={ids[1]}", "--init-groups", "--"] if as_root else []
+    env = dict(os.environ, HOME=str(run_dir))  # the node's own .erlang.cookie, shared with ejabberdctl
+    ctl_cfg = run_dir / "ejabberdctl.cfg"
+    config_file = run_dir / "ejabberd.yml"
+    ctl = [*run_as, ctl_binary(), "-c", str(ctl_cfg), "-d", str(run_dir), "-f", str(config_file),
+           "-s", str(run_dir / "spool"), "-l", str(run_dir / "logs")]
+
+    def prepare(chosen: int, ports: dict[str, int]) -> ErlangBrokerProcess:
+        config_file.write_text(ejabberd_yml(ports, pem, accounts))
+        ctl_cfg.write_text("\n".join([
+            f"ERLANG_NODE=harness{secrets.token_hex(4)}@localhost",
+            f"ERL_DIST_PORT={free_port()}",  # distribution on this port only, no epmd
+            "ERL_OPTIONS='-kernel inet_dist_use_interface {127,0,0,1}'",
+            f"EJABBERD_PID_PATH={run_dir / 'ejabberd.pid'}",
+        ]) + "\n")
+        (run_dir / "inetrc").write_text("{lookup,[file,native]}.\n{host,{127,0,0,1}, [\"localhost\"]}.\n")
+        chown_tree(run_dir, *ids)
+        return ErlangBrokerProcess(
+            NAME,
+            [*ctl, "foreground"],
+            host="127.0.0.1",
+            port=chosen,
+            workdir=workdir,
+            tcp_ready=True,
+            timeout=timeout,
+            env=env,
+            cwd=run_dir,
+            ignore_lines=_NOISE,
+            stop_command=[*ctl, "stop"],
+            stop_env=env,
+            stop_timeout=10.0,
+        )
+
+    started = time.monotonic()
+    try:
+        proc, chosen, ports = start_on_free_ports(port, transports, prepare)
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    proc.on_stopped.append(lambda: _remove_run_dir(run_dir, workdir))
+    try:
+        deadline = started + timeout
+        alive = lambda: proc.running  # noqa: E731
+        hint = lambda: f"last log line: {proc.last_log_line()} (log: {proc.log_path})"  # noqa: E731
+        for account in accounts.values():
+            _register(ctl, env, account, deadline)
+        default = accounts.get("default") or next(iter(accounts.values()))
+        wait_mqtt_ready(NAME, "127.0.0.1", chosen, default, deadline, alive, hint)
+        wait_ports(NAME, "127.0.0.1", [p for kind, p in ports.items() if kind != "tcp"], deadline, alive, hint)
+    except BaseException:
+        proc.stop()
+        raise
+    log = proc.log_text()
+    with contextlib.suppress(OSError):
+        log += (run_dir / "logs" / "ejabberd.log").read_text(errors="replace")
+    found = _VERSION.search(log)
+    return running_broker(NAME, proc, chosen, ports, accounts=accounts, pki=pki, version=found.group(1) if found else None)
+
+
+def _remove_run_dir(run_dir: Path, workdir: Path) -> None:
+    """Keep ejabberd's own log next to the harness's, then remove its files."""
+    with contextlib.suppress(OSError):
+        shutil.copyfile(run_dir / "logs" / "ejabberd.log", workdir / "ejabberd.log")
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _register(ctl: list[str], env: dict[str, str], account: Account, deadline: float) -> None:
+    """`ejabberdctl register USER HOST PASSWORD`; retried while the node is still coming up."""
+    while True:
+        done = subprocess.run([*ctl, "register", account.username, XMPP_HOST, account.password], env=env,
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False)
+        output = (done.stdout + done.stderr).decode("utf-8", "replace").strip()
+        if done.returncode == 0 or "already registered" in output:
+            return
+        if time.monotonic() >= deadline:
+            raise LaunchError(f"{NAME}: ejabberdctl register {account.username} failed: {output.splitlines()[-1:] or done.returncode}")
+        time.sleep(0.2)

@@ -1,0 +1,206 @@
+"""What the Erlang brokers (RabbitMQ, ejabberd) share: an MQTT readiness probe, a private epmd on a
+loopback port, and a broker process stopped by its vendor command before its process group.
+
+Erlang nodes talk to each other over a distribution port that epmd (the port mapper, 4369 on every
+interface by default) hands out. A harness-launched node keeps both on 127.0.0.1 and on free ports,
+so two runs (or a system broker) never meet, and nothing of it outlives `stop()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import struct
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from harness.launch.base import Account, LaunchError
+from harness.launch.process import BrokerProcess, port_accepts
+
+EPMD_BINARY = "/usr/bin/epmd"
+CONNACK_CODES = {1: "unacceptable protocol version", 2: "identifier rejected", 3: "server unavailable",
+                 4: "bad user name or password", 5: "not authorized"}
+
+
+def _utf8(text: str) -> bytes:
+    data = text.encode("utf-8")
+    return struct.pack("!H", len(data)) + data
+
+
+def connect_packet(client_id: str, account: Account | None, keep_alive: int = 30) -> bytes:
+    """An MQTT 3.1.1 CONNECT, clean session (the probe leaves nothing behind)."""
+    flags = 0x02
+    payload = _utf8(client_id)
+    if account is not None:
+        flags |= 0xC0
+        payload += _utf8(account.username) + _utf8(account.password)
+    body = _utf8("MQTT") + bytes([4, flags]) + struct.pack("!H", keep_alive) + payload
+    return bytes([0x10, len(body)]) + body  # the probe's CONNECT is always shorter than 128 bytes
+
+
+def connack_code(host: str, port: int, account: Account | None, timeout: float = 2.0) -> int:
+    """Connect, send CONNECT, return the CONNACK return code (then DISCONNECT). OSError if none comes."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        sock.sendall(connect_packet(f"harnessprobe{secrets.token_hex(4)}", account))
+        received = b""
+        while len(received) < 4:
+            chunk = sock.recv(4 - len(received))
+            if not chunk:
+                raise ConnectionResetError("closed before CONNACK")
+            received += chunk
+        if received[0] != 0x20 or received[1] != 2:
+            raise ConnectionError(f"not a CONNACK: {received.hex(' ')}")
+        with contextlib.suppress(OSError):
+            sock.sendall(b"\xe0\x00")
+        return received[3]
+
+
+def wait_mqtt_ready(name: str, host: str, port: int, account: Account, deadline: float,
+                    alive: Callable[[], bool], log_hint: Callable[[], str]) -> None:
+    """Until `deadline` (monotonic): CONNECT with `account` must get CONNACK 0. The port may accept
+    before the broker serves MQTT (or before its users exist), so a refusal is retried too."""
+    last = "no answer"
+    while True:
+        if not alive():
+            raise LaunchError(f"{name}: exited while starting; {log_hint()}")
+        try:
+            code = connack_code(host, port, account)
+        except OSError as exc:
+            last = f"no CONNACK ({exc})"
+        else:
+            if code == 0:
+                return
+            last = f"CONNACK {code} ({CONNACK_CODES.get(code, 'unknown code')}) for account {account.username!r}"
+        if time.monotonic() >= deadline:
+            raise LaunchError(f"{name}: {host}:{port} accepts but does not serve MQTT: {last}; {log_hint()}")
+        time.sleep(0.1)
+
+
+def wait_ports(name: str, host: str, ports: Sequence[int], deadline: float, alive: Callable[[], bool],
+               log_hint: Callable[[], str]) -> None:
+    """Every further listener accepts before `deadline` (plugins may open theirs after the main one)."""
+    for port in ports:
+        while not port_accepts(host, port, timeout=0.1):
+            if not alive():
+                raise LaunchError(f"{name}: exited while starting; {log_hint()}")
+            if time.monotonic() >= deadline:
+                raise LaunchError(f"{name}: listener {host}:{port} not open; {log_hint()}")
+            time.sleep(0.05)
+
+
+def epmd_process(port: int, workdir: Path, env: dict[str, str]) -> BrokerProcess:
+    """A private epmd on 127.0.0.1:<port>, in the foreground (so it is ours to stop; an `epmd -daemon`
+    started by erl would leave the process group and survive the broker)."""
+    return BrokerProcess("epmd", [EPMD_BINARY, "-port", str(port), "-address", "127.0.0.1"], host="127.0.0.1",
+                         port=port, workdir=workdir, tcp_ready=True, timeout=5.0, env=env, log_name="epmd.log")
+
+
+class ErlangBrokerProcess(BrokerProcess):
+    """A broker whose stop is its vendor command first (a clean shutdown), then the process group
+    (BrokerProcess.stop: SIGTERM, SIGKILL to what is left), then its helpers (a private epmd)."""
+
+    def __init__(self, *args: object, stop_command: Sequence[str] = (), stop_env: dict[str, str] | None = None,
+                 helpers: Sequence[BrokerProcess] = (), vendor_stop_timeout: float = 30.0, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.stop_command = list(stop_command)
+        self.stop_env = stop_env
+        self.helpers = list(helpers)
+        self.vendor_stop_timeout = vendor_stop_timeout
+        self.vendor_stop_output = ""
+        self.on_stopped: list[Callable[[], None]] = []  # e.g. remove files the broker's own user owned
+
+    def start(self) -> ErlangBrokerProcess:
+        try:
+            for helper in self.helpers:
+                helper.start()
+            super().start()
+        except BaseException:
+            self.stop()  # the helpers too, whatever got started
+            raise
+        return self
+
+    def stop(self) -> None:
+        # Erlang's port helpers (erl_child_setup, memsup, ...) start sessions of their own, out of
+        # reach of the group signal: remember them now, kill whichever outlives the node.
+        spawned = descendants(self.pid) if self.pid is not None and self.running else []
+        try:
+            if self.stop_command and self.running and not self._stopped:
+                try:
+                    done = subprocess.run(self.stop_command, env=self.stop_env, stdin=subprocess.DEVNULL,
+                                          capture_output=True, timeout=self.vendor_stop_timeout, check=False)
+                    self.vendor_stop_output = (done.stdout + done.stderr).decode("utf-8", "replace")
+                    if done.returncode == 0 and self._popen is not None:
+                        # the command returns as the node goes down; give it the moment to exit
+                        with contextlib.suppress(subprocess.TimeoutExpired):
+                            self._popen.wait(timeout=self.stop_timeout)
+                except (OSError, subprocess.TimeoutExpired) as exc:
+                    self.vendor_stop_output = str(exc)
+            super().stop()
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline and any(_alive(*entry) for entry in spawned):
+                time.sleep(0.02)
+            for pid, started in spawned:
+                if _alive(pid, started):
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGKILL)
+        finally:
+            for helper in self.helpers:
+                helper.stop()
+            for callback in self.on_stopped:
+                callback()
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        text = Path("/proc", str(pid), "stat").read_text()
+    except OSError:
+        return None
+    return text[text.rfind(")") + 2 :].split()  # fields from 3 on: state, ppid, pgrp, ...
+
+
+def _alive(pid: int, started: str) -> bool:
+    """The process still runs (not a zombie) and is the same one (its start time, not a reused pid)."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] not in ("Z", "X") and fields[19] == started
+
+
+def descendants(root: int) -> list[tuple[int, str]]:
+    """Every live descendant of `root` as (pid, start time), from /proc; [] where there is no /proc."""
+    if not os.path.isdir("/proc/self"):
+        return []
+    children: dict[int, list[tuple[int, str]]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat(int(entry))
+            if fields is not None and fields[0] not in ("Z", "X"):
+                children.setdefault(int(fields[1]), []).append((int(entry), fields[19]))
+    found, queue = [], [root]
+    while queue:
+        for child in children.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child[0])
+    return found
+
+
+def user_ids(user: str) -> tuple[int, int] | None:
+    """(uid, gid) of a system user, or None when there is no such user."""
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return None
+    return entry.pw_uid, entry.pw_gid
+
+
+def chown_tree(path: Path, uid: int, gid: int) -> None:
+    for root, dirs, files in os.walk(path):
+        os.chown(root, uid, gid)
+        for entry in dirs + files:
+            os.chown(os.path.join(root, entry), uid, gid)
