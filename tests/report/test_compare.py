@@ -213,3 +213,27 @@ def test_run_runs_each_target_then_compares_and_snapshots(pytester, capfd) -> No
     with pytest.raises(SystemExit, match="no results.json in reports/nosuch"):
         main(["reports", "--run", "nosuch", "-n", "0"])
     assert "unknown target 'nosuch'" in capfd.readouterr().err
+
+
+def test_run_counts_a_broker_not_installed_here_as_skipped_not_failed(pytester, capfd, monkeypatch) -> None:
+    write_tree(pytester, {"mqtt311/connect.yaml": PASSING},
+               "targets:\n  reference:\n    launch: reference\n  aedes:\n    launch: aedes\n")
+    monkeypatch.setenv("AEDES_DIR", str(pytester.path / "no-aedes-here"))
+    from harness.report.compare import main
+
+    assert main(["reports", "--run", "reference,aedes", "-n", "0"]) == 0
+    err = capfd.readouterr().err
+    assert "harness compare: target aedes is not installed here: aedes:" in err
+    assert "its column shows every scenario skipped" in err
+    assert "| ⏭️ skipped | 0 | 1 |" in (pytester.path / "reports" / "comparison.md").read_text()
+
+
+def test_not_installed_reason_needs_every_scenario_skipped_for_that_reason(tmp_path) -> None:
+    from harness.report.snapshot import not_installed_reason
+
+    why = "Skipped: target x is not installed here: x: binary not found"
+    assert not_installed_reason(run_dir(tmp_path, "x", {"s/a.yaml::a": ("skipped", why)})) == why.removeprefix("Skipped: ")
+    mixed = run_dir(tmp_path, "y", {"s/a.yaml::a": ("skipped", why), "s/a.yaml::b": ("failed", "mismatch")})
+    assert not_installed_reason(mixed) is None
+    assert not_installed_reason(run_dir(tmp_path, "z", {"s/a.yaml::a": ("skipped", "target z does not offer: qos2")})) is None
+    assert not_installed_reason(tmp_path / "missing") is None
