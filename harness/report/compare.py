@@ -280,6 +280,8 @@ def main(argv: list[str]) -> int:
                         "targets.yaml) into RESULTS/<target>/; RESULTS must then be one directory")
     parser.add_argument("-n", "--workers", default="2", help="pytest-xdist workers for --run (default 2)")
     parser.add_argument("--scenarios", default="scenarios", help="what --run runs (default: scenarios)")
+    parser.add_argument("--transport", metavar="NAME[,NAME]", help="passed to each --run: the endpoints to cover "
+                        "(all: every endpoint each broker has; rows then name their endpoint, ...::id[tls])")
     parser.add_argument("--snapshot", type=Path, metavar="FILE", help="also write the whole comparison, dated, to FILE "
                         "(docs/vendor-comparison.md)")
     parser.add_argument("--check", type=Path, metavar="FILE", help="exit 1 if the verdicts differ from the snapshot FILE")
@@ -291,7 +293,7 @@ def main(argv: list[str]) -> int:
         from harness.report.snapshot import run_targets
 
         targets = [t.strip() for t in args.run.split(",") if t.strip()]
-        status = run_targets(targets, args.results[0], args.workers, args.scenarios)
+        status = run_targets(targets, args.results[0], args.workers, args.scenarios, args.transport)
         args.results = [args.results[0] / t for t in targets]
     comparison = load(args.results)
     output = args.output or _default_output(args.results)

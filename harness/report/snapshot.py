@@ -91,7 +91,9 @@ def not_installed_reason(run_dir: Path) -> str | None:
     return detail.removeprefix("Skipped: ") if " is not installed here: " in detail else None
 
 
-def run_targets(targets: list[str], results: Path, workers: str, scenarios: str = "scenarios") -> int:
+def run_targets(
+    targets: list[str], results: Path, workers: str, scenarios: str = "scenarios", transport: str | None = None
+) -> int:
     """Run the suite against each target into results/<target>; 0 if every run passed.
 
     A target whose broker is not installed here is not a failure of the comparison: its column shows
@@ -101,6 +103,8 @@ def run_targets(targets: list[str], results: Path, workers: str, scenarios: str 
     for target in targets:
         command = [sys.executable, "-m", "pytest", scenarios, "-q", "-p", "no:cacheprovider", "-n", workers,
                    "--target", target, "--report-dir", str(results / target)]
+        if transport:
+            command += ["--transport", transport]
         print("$ " + " ".join(command[1:]), flush=True)
         code = subprocess.call(command)
         if code not in (0, 5):  # 5: nothing collected, which load() then reports

@@ -209,6 +209,11 @@ def test_run_runs_each_target_then_compares_and_snapshots(pytester, capfd) -> No
     assert "--target also-reference" in capfd.readouterr().out
     snapshot = (pytester.path / "snap.md").read_text()
     assert "## MQTT conformance: reference vs also-reference" in snapshot and "| ✅ pass | 1 | 1 |" in snapshot
+    # Over every endpoint: each row names its endpoint.
+    assert main(["every", "--run", "reference,also-reference", "-n", "0", "--transport", "tcp,ws"]) == 0
+    assert "--transport tcp,ws" in capfd.readouterr().out
+    table = (pytester.path / "every" / "comparison.md").read_text()
+    assert "::accepted[tcp]`" in table and "::accepted[ws]`" in table and "| ✅ pass | 2 | 2 |" in table
     # An unknown target: pytest says so in one line, and there is nothing to compare.
     with pytest.raises(SystemExit, match="no results.json in reports/nosuch"):
         main(["reports", "--run", "nosuch", "-n", "0"])
