@@ -13,7 +13,6 @@ import os
 import secrets
 import signal
 import socket
-import struct
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -21,44 +20,43 @@ from pathlib import Path
 
 from harness.launch.base import Account, LaunchError
 from harness.launch.process import BrokerProcess, port_accepts
+from harness.wire import (
+    Connack,
+    Connect,
+    Decoded,
+    Decoder,
+    Disconnect,
+    PacketType,
+    Version,
+    encode,
+    reason_name,
+)
 
 EPMD_BINARY = "/usr/bin/epmd"
-CONNACK_CODES = {1: "unacceptable protocol version", 2: "identifier rejected", 3: "server unavailable",
-                 4: "bad user name or password", 5: "not authorized"}
-
-
-def _utf8(text: str) -> bytes:
-    data = text.encode("utf-8")
-    return struct.pack("!H", len(data)) + data
-
-
-def connect_packet(client_id: str, account: Account | None, keep_alive: int = 30) -> bytes:
-    """An MQTT 3.1.1 CONNECT, clean session (the probe leaves nothing behind)."""
-    flags = 0x02
-    payload = _utf8(client_id)
-    if account is not None:
-        flags |= 0xC0
-        payload += _utf8(account.username) + _utf8(account.password)
-    body = _utf8("MQTT") + bytes([4, flags]) + struct.pack("!H", keep_alive) + payload
-    return bytes([0x10, len(body)]) + body  # the probe's CONNECT is always shorter than 128 bytes
 
 
 def connack_code(host: str, port: int, account: Account | None, timeout: float = 2.0) -> int:
-    """Connect, send CONNECT, return the CONNACK return code (then DISCONNECT). OSError if none comes."""
+    """Connect, send an MQTT 3.1.1 CONNECT (clean session: the probe leaves nothing behind), return the
+    CONNACK return code (then DISCONNECT). OSError if no CONNACK comes."""
+    connect = Connect(client_id=f"harnessprobe{secrets.token_hex(4)}", clean_session=True, keep_alive=30,
+                      username=account.username if account else None, password=account.password if account else None)
+    decoder = Decoder(Version.V311, role="server")
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.settimeout(timeout)
-        sock.sendall(connect_packet(f"harnessprobe{secrets.token_hex(4)}", account))
-        received = b""
-        while len(received) < 4:
-            chunk = sock.recv(4 - len(received))
+        sock.sendall(encode(connect, Version.V311))
+        while True:
+            chunk = sock.recv(256)
             if not chunk:
                 raise ConnectionResetError("closed before CONNACK")
-            received += chunk
-        if received[0] != 0x20 or received[1] != 2:
-            raise ConnectionError(f"not a CONNACK: {received.hex(' ')}")
+            items = decoder.feed(chunk)
+            if items:
+                break
+        first = items[0]
+        if not isinstance(first, Decoded) or not isinstance(first.packet, Connack):
+            raise ConnectionError(f"not a CONNACK: {chunk.hex(' ')}")
         with contextlib.suppress(OSError):
-            sock.sendall(b"\xe0\x00")
-        return received[3]
+            sock.sendall(encode(Disconnect(), Version.V311))
+        return first.packet.reason_code
 
 
 def wait_mqtt_ready(name: str, host: str, port: int, account: Account, deadline: float,
@@ -76,7 +74,7 @@ def wait_mqtt_ready(name: str, host: str, port: int, account: Account, deadline:
         else:
             if code == 0:
                 return
-            last = f"CONNACK {code} ({CONNACK_CODES.get(code, 'unknown code')}) for account {account.username!r}"
+            last = f"CONNACK {code} ({reason_name(PacketType.CONNACK, code, Version.V311)}) for account {account.username!r}"
         if time.monotonic() >= deadline:
             raise LaunchError(f"{name}: {host}:{port} accepts but does not serve MQTT: {last}; {log_hint()}")
         time.sleep(0.1)
