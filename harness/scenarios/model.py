@@ -98,7 +98,8 @@ class Scenario:
         return {feature: line for feature, line in found.items() if f"no_{feature}" not in self.requires}
 
 
-# Features a broker may announce it lacks in a 5.0 CONNACK -> the capability a scenario uses.
+# The optional features a 5.0 broker may announce in CONNACK that it lacks, named as the capabilities
+# scenarios `require` (harness.targets reads the CONNACK; Scenario.uses finds them in the steps).
 ANNOUNCED_FEATURES = ("qos1", "qos2", "retain", "wildcard_subscriptions", "shared_subscriptions",
                       "subscription_identifiers", "topic_alias")
 

@@ -431,11 +431,11 @@ class ScenarioRunner:
         args = self._resolve(step.args)
         timeout = float(args.get("timeout", self.timeout))
         not_before = args.get("not_before")
+        # Brokers sample idle timers coarsely, so the target may allow a grace period past the limit.
+        grace = float(self.endpoint.settings.get("keepalive_grace", 1.0))
         if "keepalive" in args:
-            # MQTT-3.1.2-24 (5.0: 3.1.2-22): the server closes after 1.5 x Keep Alive of silence. Brokers
-            # sample the timer coarsely, so the target may allow a grace period past that.
+            # MQTT-3.1.2-24 (5.0: 3.1.2-22): the server closes after 1.5 x Keep Alive of silence.
             keepalive = float(args["keepalive"])
-            grace = float(self.endpoint.settings.get("keepalive_grace", 1.0))
             not_before = keepalive if not_before is None else not_before
             timeout = 1.5 * keepalive + grace
         if "idle_setting" in args:
@@ -446,7 +446,6 @@ class ScenarioRunner:
             if not isinstance(self.endpoint.settings.get(name), int | float):
                 raise SetupFailed(f"idle_setting: the target has no numeric setting {name!r}")
             idle = float(self.endpoint.settings[name])
-            grace = float(self.endpoint.settings.get("keepalive_grace", 1.0))
             not_before = max(idle - 0.5, 0) if not_before is None else not_before
             timeout = idle + grace
         may_send: list[Mapping[str, Any]] = list(args.get("may_send", []))

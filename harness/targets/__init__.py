@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 from harness.clients import Address, TlsMaterial, TlsOptions, parse_address
 from harness.clients.tls import TLS_VERSIONS
 from harness.errors import HarnessError, load_data_file
+from harness.scenarios.model import ANNOUNCED_FEATURES
 from harness.scenarios.runner import Endpoint
 from harness.targets.profiles import Profile
 
@@ -28,7 +29,6 @@ ANNOUNCED_AVAILABILITY = {"retain_available": "retain", "wildcard_subscription_a
                           "shared_subscription_available": "shared_subscriptions"}
 ANNOUNCED_PROPERTY = {capability: prop for prop, capability in ANNOUNCED_AVAILABILITY.items()} | {
     "topic_alias": "topic_alias_maximum"}
-ANNOUNCED_CAPABILITIES = {"qos1", "qos2", "topic_alias", *ANNOUNCED_AVAILABILITY.values()}
 # What a harness-launched broker always offers: the standard accounts and their ACL.
 LAUNCHED_CAPABILITIES = {"auth": True, "restricted_account": True, "anonymous_refused": True}
 
@@ -344,7 +344,7 @@ class TargetSession:
         return None
 
     def _needs_probe(self, scenario: Any) -> bool:
-        return bool(scenario.uses) or any(need.removeprefix("no_") in ANNOUNCED_CAPABILITIES for need in scenario.requires)
+        return bool(scenario.uses) or any(need.removeprefix("no_") in ANNOUNCED_FEATURES for need in scenario.requires)
 
     def _announcement_text(self, capabilities: list[str]) -> str:
         props = self.announced()
