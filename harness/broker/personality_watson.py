@@ -194,30 +194,27 @@ class WatsonPersonality(Personality):
         return None
 
     def authorize_publish(self, client: ClientInfo, topic: str, qos: int, retain: bool) -> Decision:
-        if client.extra.get("closing"):
-            return Decision.DENY
-        if app_of(client.client_id) is not None:
-            problem = self._check_topic(client, topic, PUBLISHABLE)
-            if problem is not None:
-                return self._violation(client, problem, 0x90)
-        elif device_of(client.client_id) is not None and self._quickstart(client) and "cmd" in topic.split("/"):
-            return self._violation(client, f"{NOT_AUTHORIZED}: quickstart has no commands ({topic})", 0x90)
-        if self._quickstart(client):
-            return Decision.ALLOW  # no accounts, so no ACL: the topic rules above are the whole story
-        return super().authorize_publish(client, topic, qos, retain)
+        decision = self._topic_decision(client, topic, PUBLISHABLE, 0x90)
+        return decision if decision is not None else super().authorize_publish(client, topic, qos, retain)
 
     def authorize_subscribe(self, client: ClientInfo, topic_filter: str, qos: int) -> Decision:
+        decision = self._topic_decision(client, topic_filter, SUBSCRIBABLE, 0x8F)
+        return decision if decision is not None else super().authorize_subscribe(client, topic_filter, qos)
+
+    def _topic_decision(self, client: ClientInfo, topic: str, patterns: tuple[tuple[str, ...], ...], code: int) -> Decision | None:
+        """The platform's topic rules for a PUBLISH or a SUBSCRIBE (`code`: its 5.0 refusal), or None
+        where the account's ACL decides."""
         if client.extra.get("closing"):
             return Decision.DENY
         if app_of(client.client_id) is not None:
-            problem = self._check_topic(client, topic_filter, SUBSCRIBABLE)
+            problem = self._check_topic(client, topic, patterns)
             if problem is not None:
-                return self._violation(client, problem, 0x8F)
-        elif device_of(client.client_id) is not None and self._quickstart(client) and "cmd" in topic_filter.split("/"):
-            return self._violation(client, f"{NOT_AUTHORIZED}: quickstart has no commands ({topic_filter})", 0x8F)
+                return self._violation(client, problem, code)
+        elif device_of(client.client_id) is not None and self._quickstart(client) and "cmd" in topic.split("/"):
+            return self._violation(client, f"{NOT_AUTHORIZED}: quickstart has no commands ({topic})", code)
         if self._quickstart(client):
-            return Decision.ALLOW
-        return super().authorize_subscribe(client, topic_filter, qos)
+            return Decision.ALLOW  # no accounts, so no ACL: the topic rules above are the whole story
+        return None
 
     # -- monitoring ------------------------------------------------------------------------------
 
