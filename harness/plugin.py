@@ -16,6 +16,7 @@ import pytest
 
 from harness.clients.paho import NeedsRawClient
 from harness.errors import HarnessError, ScenarioFileError
+from harness.report.categories import DEVIATION_PREFIX, INTERMITTENT_PREFIX
 from harness.report.evidence import ScenarioEvidence
 from harness.report.hooks import ReportHooks, apply_baseline
 from harness.scenarios.model import Scenario, load_scenarios
@@ -182,11 +183,11 @@ def _unique_client_id() -> str:
 
 
 def _deviation(deviations: dict[str, str], nodeid: str, endpoint: str | None, kind: str) -> str | None:
-    """A deviation names the scenario (every variant), or one variant: `...::id[wss]`, `[paho]`, `[wss-paho]`."""
+    """The deviation's key: the scenario (every variant), or one variant: `...::id[wss]`, `[paho]`, `[wss-paho]`."""
     base = nodeid.split("[", 1)[0]
     for key in (nodeid, f"{base}[{endpoint}-{kind}]", f"{base}[{endpoint}]", f"{base}[{kind}]", base):
         if key in deviations:
-            return deviations[key]
+            return key
     return None
 
 
@@ -206,11 +207,14 @@ class ScenarioItem(pytest.Item):
         self.user_properties.append(("protocol", scenario.protocol.label))
         self.user_properties.append(("area", scenario.area))
         session = self.config.stash[SESSION_KEY]
-        reason = _deviation(session.spec.deviations, self.nodeid, endpoint_name, client_kind)
-        if reason:
+        key = _deviation(session.spec.deviations, self.nodeid, endpoint_name, client_kind)
+        if key is not None:
             # A recorded deviation must keep failing: if the broker starts to pass, the run says so.
-            self.add_marker(pytest.mark.xfail(reason=f"known deviation of {session.spec.name}: {reason}",
-                                              raises=ScenarioFailed, strict=True))
+            # An intermittent one (a race in the broker) may pass; a failure of another kind still fails.
+            intermittent = key in session.spec.intermittent
+            self.add_marker(pytest.mark.xfail(
+                reason=f"{INTERMITTENT_PREFIX if intermittent else DEVIATION_PREFIX}{session.spec.name}: "
+                       f"{session.spec.deviations[key]}", raises=ScenarioFailed, strict=not intermittent))
 
     def _skip_reason(self, session: TargetSession) -> str | None:
         if self.scenario.protocol not in session.profile.protocols:

@@ -11,6 +11,12 @@ and is the same mechanism as a target's inline `deviations:` in targets.yaml: bo
 target's deviations, i.e. strict expected failures. So a run fails on any failure not listed, on
 a listed scenario that passes (the baseline must shrink), and — checked here — on an entry that
 names no existing scenario, however the run was filtered.
+
+A broker that breaks a rule only some of the time (a race inside it, seen in some runs and not in
+others) is listed under `intermittent_failures:` instead, with the same node id -> reason form.
+Such a scenario may pass or fail with a ScenarioFailed; any other error still fails the run. The
+strict list stays the default: an intermittent entry is a weaker claim, and the reason should say
+how often it was seen.
 """
 
 from __future__ import annotations
@@ -37,20 +43,39 @@ def default_path(rootdir: Path, target: str) -> Path:
     return rootdir / BASELINE_DIR / f"{target}.yaml"
 
 
-def load_baseline(path: Path, target: str) -> dict[str, str]:
-    """node id -> reason, from a baseline file; HarnessError naming the file for anything malformed."""
+@dataclass(frozen=True)
+class Baseline:
+    reasons: dict[str, str]  # node id -> reason, for both kinds of entry
+    intermittent: frozenset[str]  # the node ids listed under intermittent_failures
+
+
+def load_baseline(path: Path, target: str) -> Baseline:
+    """The entries of a baseline file; HarnessError naming the file for anything malformed."""
     data = load_data_file(path, f"baseline {path}")
-    if not isinstance(data, Mapping) or not set(data) <= {"target", "expected_failures", "description"}:
-        raise HarnessError(f"baseline {path}: expected the keys target, expected_failures (and description)")
+    if not isinstance(data, Mapping) or not set(data) <= {"target", *SECTIONS, "description"}:
+        raise HarnessError(f"baseline {path}: expected the keys target, expected_failures, "
+                           "intermittent_failures (and description)")
     if data.get("target") not in (None, target):
         raise HarnessError(f"baseline {path} is for target {data['target']!r}, not {target!r}")
-    entries = data.get("expected_failures") or {}
+    sections = {section: _section(path, data, section) for section in SECTIONS}
+    twice = sorted(set(sections["expected_failures"]) & set(sections["intermittent_failures"]))
+    if twice:
+        raise HarnessError(f"baseline {path}: listed as both expected and intermittent: {', '.join(twice)}")
+    return Baseline({**sections["expected_failures"], **sections["intermittent_failures"]},
+                    frozenset(sections["intermittent_failures"]))
+
+
+SECTIONS = ("expected_failures", "intermittent_failures")
+
+
+def _section(path: Path, data: Mapping[str, object], section: str) -> dict[str, str]:
+    entries = data.get(section) or {}
     if not isinstance(entries, Mapping):
-        raise HarnessError(f"baseline {path}: expected_failures must map scenario node ids to reasons")
+        raise HarnessError(f"baseline {path}: {section} must map scenario node ids to reasons")
     result: dict[str, str] = {}
     for nodeid, reason in entries.items():
         if not isinstance(reason, str) or not reason.strip():
-            raise HarnessError(f"baseline {path}: {nodeid}: give the reason this target fails it")
+            raise HarnessError(f"baseline {path}: {section}: {nodeid}: give the reason this target fails it")
         result[str(nodeid)] = " ".join(reason.split())
     return result
 

@@ -5,7 +5,9 @@
 
 Rows are scenarios, grouped by area and then by the statement they check first; columns are
 targets. A cell is pass, fail, error (harness or setup), deviation (a failure the target's
-baseline documents), stale (baselined but passed), skipped (with the reason) or "not run".
+baseline documents), intermittent (listed in the baseline as failing in some runs; the cell says
+so whichever way this run went, so that a snapshot stays true), stale (baselined but passed),
+skipped (with the reason) or "not run".
 Each failure also gets its one-line reason. The HTML is one static file with no script.
 """
 
@@ -21,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from harness import spec
-from harness.report.categories import STALE, categorise
+from harness.report.categories import DEVIATION_PREFIX, INTERMITTENT_PREFIX, STALE, categorise
 from harness.wire import Version
 
-STATUSES = ("pass", "fail", "error", "deviation", "stale", "skipped", "not run")
+STATUSES = ("pass", "fail", "error", "deviation", "intermittent", "stale", "skipped", "not run")
 # Markdown (GitHub renders emoji); the HTML uses the words and colours, as a headless browser may lack emoji fonts.
 SYMBOLS = {"pass": "✅ pass", "fail": "❌ fail", "error": "⚠️ error", "deviation": "📄 deviation",
+           "intermittent": "🔀 intermittent",
            "stale": "❗ stale", "skipped": "⏭️ skipped", "not run": "· not run"}
 MARKDOWN_LIMIT = 60_000  # GitHub refuses comments over 65,536 characters
 _REASON_LINES = ("mismatch:", "broker breaks", "received:", "expected:")
@@ -80,6 +83,8 @@ def _status(result: dict[str, Any]) -> str:
         return "pass"
     if verdict == "skipped":
         return "skipped"
+    if verdict in ("xfailed", "xpassed") and str(detail).startswith(INTERMITTENT_PREFIX):
+        return "intermittent"
     if verdict == "xfailed":
         return "deviation"
     if verdict == "xpassed" or category == STALE:
@@ -92,8 +97,8 @@ def _status(result: dict[str, Any]) -> str:
 def one_line(result: dict[str, Any], status: str) -> str:
     """Why a cell is not a pass, in one line."""
     detail = str(result.get("detail", "")).strip()
-    if status in ("deviation", "skipped"):
-        text = detail.split(": ", 1)[1] if detail.startswith("known deviation of ") else detail
+    if status in ("deviation", "intermittent", "skipped"):
+        text = detail.split(": ", 1)[1] if detail.startswith((DEVIATION_PREFIX, INTERMITTENT_PREFIX)) else detail
         return " ".join(text.split())
     if status == "stale":
         return "listed in the baseline but passed: remove the entry"
@@ -192,7 +197,7 @@ def markdown(comparison: Comparison, limit: int | None = MARKDOWN_LIMIT) -> str:
     for name in names:
         for row in comparison.rows:
             cell = row.cells.get(name)
-            if cell is not None and cell.status in ("fail", "error", "stale", "deviation"):
+            if cell is not None and cell.status in ("fail", "error", "stale", "deviation", "intermittent"):
                 reasons.append(f"- **{_md(name)}** {SYMBOLS[cell.status]} `{_md(row.key)}`: {_md(cell.reason)[:300]}")
     if reasons:
         lines += ["### Why", ""] + reasons + [""]
@@ -214,7 +219,7 @@ th,td{border:1px solid #d0d4dc;padding:.3em .6em;vertical-align:top;text-align:l
 thead th{position:sticky;top:0;background:#eef1f6}
 tr.area th{background:#dfe5ef;font-size:1.05em} tr.statement th{background:#f5f7fa;font-weight:normal}
 td.pass{background:#e3f5e6} td.fail{background:#fbe0e0} td.error{background:#fdf0d5}
-td.deviation{background:#e6ecfb} td.stale{background:#f9d2ef} td.skipped{background:#f2f2f2;color:#555}
+td.deviation{background:#e6ecfb} td.intermittent{background:#efe6fb} td.stale{background:#f9d2ef} td.skipped{background:#f2f2f2;color:#555}
 td.not-run{color:#999} td .why{display:block;font-size:.85em;color:#444;max-width:36em;word-break:break-word}
 code{font-size:.9em} .totals td{text-align:right}
 """

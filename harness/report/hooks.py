@@ -29,10 +29,11 @@ def apply_baseline(config: pytest.Config, spec: Any) -> dict[str, str]:
     path = Path(explicit) if explicit else default_path(config.rootpath, spec.name)
     sources = dict.fromkeys(spec.deviations, f"{spec.source}.deviations")
     if explicit or path.is_file():
-        entries = load_baseline(path, spec.name)
+        baseline = load_baseline(path, spec.name)
         shown = _shown(path, config.rootpath)
-        spec.deviations = merge(spec.deviations, entries, shown)
-        sources.update(dict.fromkeys(entries, shown))
+        spec.deviations = merge(spec.deviations, baseline.reasons, shown)
+        spec.intermittent = set(baseline.intermittent)
+        sources.update(dict.fromkeys(baseline.reasons, shown))
     return sources
 
 

@@ -449,6 +449,8 @@ class ScenarioRunner:
             not_before = max(idle - 0.5, 0) if not_before is None else not_before
             timeout = idle + grace
         may_send: list[Mapping[str, Any]] = list(args.get("may_send", []))
+        allowed_text = " or ".join(describe_expected(m) for m in may_send) or "nothing"
+        came: list[str] = []  # what may_send accepted, named when a later packet breaks the step
         if step.on in self.closed_seen:
             return  # an earlier expect accepted the close (or_close): it is the close this step expects
         started = time.monotonic()
@@ -467,16 +469,18 @@ class ScenarioRunner:
                         f"received: closed after {elapsed:.2f} s ({event.how})"
                     )
                 return
-            allowed_text = " or ".join(describe_expected(m) for m in may_send) or "nothing"
             decoded = self._packet_or_fail(event, f"close (before it: {allowed_text})", set())
             record.received.append(decoded)
             for index, matcher in enumerate(may_send):
                 if not _match_packet(matcher, decoded):
                     del may_send[index]  # each allowed packet may come once
+                    came.append(describe(decoded.packet, self.scenario.protocol))
                     break
             else:
+                already = f"; it came: {', '.join(came)}" if came else ""
                 raise ScenarioFailed(
-                    f"expected: the broker closes the connection (before it: {allowed_text})\n{_received_text(decoded, self.scenario.protocol)}"
+                    f"expected: the broker closes the connection (before it: {allowed_text}{already})\n"
+                    f"{_received_text(decoded, self.scenario.protocol)}"
                 )
 
     def _step_expect_nothing(self, step: Step, record: StepRecord) -> None:

@@ -54,6 +54,7 @@ class TargetSpec:
     accounts: dict[str, Account] = field(default_factory=dict)
     capabilities: dict[str, bool] = field(default_factory=dict)
     deviations: dict[str, str] = field(default_factory=dict)
+    intermittent: set[str] = field(default_factory=set)  # deviations the broker shows in some runs only (baselines)
     settings: dict[str, Any] = field(default_factory=dict)
     # Endpoints of one broker by name (tcp, tls, ws, wss, or any name) -> URL; `url` alone is one endpoint.
     endpoints: dict[str, str] = field(default_factory=dict)

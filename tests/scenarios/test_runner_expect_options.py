@@ -136,3 +136,11 @@ def test_save_takes_a_nested_field(tmp_path):
     run(tmp_path, steps, [SUBACK_80, SUBACK_80])
     with pytest.raises(Exception, match="save: SUBACK has no field 'properties.reason_string'"):
         run(tmp_path, SUBSCRIBE_THEN + "- expect: {packet: suback, save: {why: properties.reason_string}}\n", [SUBACK_0])
+
+
+def test_expect_close_names_what_may_send_already_accepted(tmp_path):
+    # mosquitto over WebSocket: the allowed refusal came, then a DISCONNECT the step does not allow.
+    # The failure must say the allowed packet came, not "before it: nothing".
+    steps = SUBSCRIBE_THEN + "- expect_close: {may_send: [{packet: suback, reason_codes: [0x80]}]}\n"
+    with pytest.raises(ScenarioFailed, match=r"before it: SUBACK .*; it came: SUBACK .*\)\nreceived: PUBLISH"):
+        run(tmp_path, steps, [SUBACK_80 + PUBLISH_A])
