@@ -30,6 +30,7 @@ from harness.errors import HarnessError, ScenarioFileError, load_data_file
 from harness.scenarios.model import load_scenarios
 
 BASELINE_DIR = "baselines"
+SECTIONS = ("expected_failures", "intermittent_failures")  # strict entries, and races seen in some runs only
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,6 @@ def load_baseline(path: Path, target: str) -> Baseline:
         raise HarnessError(f"baseline {path}: listed as both expected and intermittent: {', '.join(twice)}")
     return Baseline({**sections["expected_failures"], **sections["intermittent_failures"]},
                     frozenset(sections["intermittent_failures"]))
-
-
-SECTIONS = ("expected_failures", "intermittent_failures")
 
 
 def _section(path: Path, data: Mapping[str, object], section: str) -> dict[str, str]:
