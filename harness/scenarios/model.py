@@ -17,6 +17,7 @@ import yaml
 
 from harness import spec
 from harness.errors import ScenarioFileError
+from harness.scenarios.values import references
 from harness.scenarios.yamlfile import LineDict, line_of, load_yaml
 from harness.spec import vendors
 from harness.wire import PACKET_CLASSES, Version
@@ -96,6 +97,39 @@ class Scenario:
             for feature in _features(step):
                 found.setdefault(feature, step.line)
         return {feature: line for feature, line in found.items() if f"no_{feature}" not in self.requires}
+
+    @property
+    def accounts(self) -> dict[str, "AccountUse"]:
+        """The target accounts the steps use, by name: those a CONNECT logs in with (`account:`,
+        `default` when a connecting step names none) and those whose `${user}` / `${password}` a step
+        writes itself, each with the first step line that does (harness.targets skips a scenario
+        whose accounts the target has not got, or has only anonymously)."""
+        found: dict[str, AccountUse] = {}
+        for step in self.steps:
+            if step.kind in CONNECTING_STEPS or (step.kind == "send" and str(step.args.get("packet")).lower() == "connect"):
+                name = step.args.get("account", "default")
+                if name not in (None, "none"):
+                    found.setdefault(str(name), AccountUse(step.line))
+            for variable, arg in references(step.args):
+                if variable in ("user", "password"):
+                    name = arg or "default"
+                    use = found.get(name)
+                    if use is None or use.credentials_line is None:
+                        found[name] = AccountUse(use.line if use else step.line, step.line)
+        return found
+
+
+@dataclass(frozen=True)
+class AccountUse:
+    """How a scenario uses one account: first at `line`; its user name or password written into a step
+    (`${user}`, `${password:restricted}`) first at `credentials_line`, None if never."""
+
+    line: int
+    credentials_line: int | None = None
+
+
+# Steps that send a CONNECT with the account's credentials (the runner's _connect_packet).
+CONNECTING_STEPS = ("connect", "connected", "expect_tls_failure")
 
 
 # The optional features a 5.0 broker may announce in CONNACK that it lacks, named as the capabilities

@@ -252,9 +252,9 @@ class ScenarioRunner:
         if "client_id" not in args:
             args["client_id"] = self.variables.cid if connection == "main" else f"{self.variables.cid}{connection}"
         if account_name not in (None, "none"):
-            account = self.variables.lookup("user", account_name), self.variables.lookup("password", account_name)
-            args.setdefault("username", account[0])
-            args.setdefault("password", account[1])
+            account = self.variables.account(account_name)  # an anonymous one: no User Name, no Password
+            args.setdefault("username", account.username)
+            args.setdefault("password", account.password)
         return self._build("connect", args)
 
     # -- steps ---------------------------------------------------------------------------------

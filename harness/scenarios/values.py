@@ -17,7 +17,7 @@ import hmac
 import re
 import secrets
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,8 +61,8 @@ class Variables:
             "acl_allowed": lambda _: f"{self.acl_allowed_prefix}/{self.cid}",
             "profile": lambda _: self.profile,
             "random": lambda a: random_alphanumeric(int(a or 8)),
-            "user": lambda a: self._account(a).username,
-            "password": lambda a: self._account(a).password,
+            "user": lambda a: self._credential("username", a),
+            "password": lambda a: self._credential("password", a),
             "setting": self._setting,
         }
         if name in functions:
@@ -76,11 +76,32 @@ class Variables:
             raise UnresolvableValue(f"the target's profile has no setting {name!r}")
         return self.settings[name]
 
-    def _account(self, name: str | None) -> Any:
+    def account(self, name: str | None) -> Any:
         key = name or "default"
         if key not in self.accounts:
             raise UnresolvableValue(f"the target has no account named {key!r}")
         return self.accounts[key]
+
+    def _credential(self, which: str, name: str | None) -> Any:
+        account = self.account(name)
+        value = getattr(account, which)
+        if value is None and getattr(account, "anonymous", False):
+            raise UnresolvableValue(f"${{{which}{':' + name if name else ''}}}: the target's {name or 'default'} account "
+                                    "is anonymous (it has no user name or password)")
+        return value
+
+
+def references(value: Any) -> Iterator[tuple[str, str | None]]:
+    """Every `${name}` / `${name:arg}` in a value (strings inside mappings and lists too), as (name, arg)."""
+    if isinstance(value, str):
+        for match in _REFERENCE.finditer(value):
+            yield match.group(1), match.group(2)
+    elif isinstance(value, Mapping):
+        for inner in value.values():
+            yield from references(inner)
+    elif isinstance(value, list | tuple):
+        for inner in value:
+            yield from references(inner)
 
 
 def substitute(text: str, variables: Variables) -> Any:

@@ -40,8 +40,19 @@ class TargetNotInstalled(HarnessError):
 
 @dataclass(frozen=True)
 class Account:
-    username: str
-    password: str
+    """The credentials a CONNECT carries; both None for an anonymous account (no User Name, no Password)."""
+
+    username: str | None
+    password: str | None = dataclasses.field(default=None, repr=False)
+
+    @property
+    def anonymous(self) -> bool:
+        return self.username is None and self.password is None
+
+
+# The `default` account of a reached target that names none (a URL without user info): scenarios then
+# CONNECT without credentials, and those about authentication are skipped (no `auth` capability).
+ANONYMOUS = Account(None, None)
 
 
 @dataclass
@@ -60,6 +71,10 @@ class TargetSpec:
     endpoints: dict[str, str] = field(default_factory=dict)
     tls: dict[str, Any] = field(default_factory=dict)  # TLS_FIELDS: how TLS endpoints are verified
     endpoint_tls: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-endpoint TLS overrides
+
+    def __post_init__(self) -> None:
+        if not self.launch:  # a reached target always has a default account, anonymous unless given
+            self.accounts.setdefault("default", ANONYMOUS)
 
     def tls_options(self, endpoint: str | None = None) -> TlsOptions:
         merged = {**self.tls, **self.endpoint_tls.get(endpoint or "", {})}
@@ -127,15 +142,16 @@ def redact_url(url: str) -> str:
 
 def target_from_url(url: str) -> TargetSpec:
     address, account = parse_endpoint_url(url, "--broker")
-    accounts = {"default": account} if account else {}
-    return TargetSpec(
-        name=f"{address.host}:{address.port}",
-        source="--broker",
-        url=url,
-        accounts=accounts,
-        capabilities={"auth": account is not None},
-        endpoints={address.transport: url},
-    )
+    spec = TargetSpec(name=f"{address.host}:{address.port}", source="--broker", url=url,
+                      accounts={"default": account} if account else {}, endpoints={address.transport: url})
+    spec.capabilities = account_capabilities(spec.accounts)
+    return spec
+
+
+def account_capabilities(accounts: Mapping[str, Account]) -> dict[str, bool]:
+    """What a reached target's accounts allow: `auth` (the default account logs in with credentials)
+    and `restricted_account` (an account limited to acl/allowed/#, for the denial scenarios)."""
+    return {"auth": not accounts["default"].anonymous, "restricted_account": "restricted" in accounts}
 
 
 def load_targets(path: Path) -> dict[str, Any]:
@@ -176,8 +192,9 @@ def target_from_file(path: Path, name: str | None) -> TargetSpec:
         _, url_account = parse_endpoint_url(url, source)
         if url_account and "default" not in accounts:
             accounts["default"] = url_account
-    # A launched broker brings its own accounts; a reached one offers what its accounts allow.
-    capabilities = {} if entry.get("launch") else {"auth": "default" in accounts, "restricted_account": "restricted" in accounts}
+    # A launched broker brings its own accounts; a reached one offers what its accounts allow, and
+    # without a default account its scenarios connect anonymously.
+    capabilities = {} if entry.get("launch") else account_capabilities({"default": ANONYMOUS, **accounts})
     capabilities.update(entry.get("capabilities") or {})
     return TargetSpec(
         name=chosen,
@@ -330,12 +347,15 @@ class TargetSession:
         missing = [need for need in scenario.requires if not need.startswith("no_") and not capabilities.get(need, False)]
         if missing:
             said = [need for need in missing if need in denied]
-            why = f" (its CONNACK announces {self._announcement_text(said)})" if said else ""
+            why = f" (its CONNACK announces {self._announcement_text(said)})" if said else self._account_note(missing)
             return f"target {self.spec.name} does not offer: {', '.join(missing)}{why}"
         present = [need[3:] for need in scenario.requires if need.startswith("no_") and capabilities.get(need[3:], True) is not False]
         if present:
             return (f"target {self.spec.name} offers {', '.join(present)} (or does not say it lacks it); "
                     f"the scenario is about a broker without it")
+        unusable = self.missing_accounts(scenario)
+        if unusable:
+            return unusable
         if v5:
             used = [feature for feature in scenario.uses if feature in denied]
             if used:
@@ -343,6 +363,41 @@ class TargetSession:
                 return (f"the scenario uses {lines}, which target {self.spec.name} lacks: "
                         f"its CONNACK announces {self._announcement_text(used)}")
         return None
+
+    def missing_accounts(self, scenario: Any) -> str | None:
+        """Why the accounts the scenario uses (Scenario.accounts) are not all there (a skip reason), or None.
+
+        Only a reached target's accounts are known before the run (targets.yaml, the URL's user info);
+        a launched broker brings the standard ones, with credentials."""
+        if self.spec.launch:
+            return None
+        accounts = self.spec.accounts
+        for name, use in scenario.accounts.items():
+            account = accounts.get(name)
+            if account is None:
+                return (f"the scenario connects with account {name!r} (line {use.line}); target {self.spec.name} has "
+                        f"no such account (it has: {', '.join(accounts) or 'none'}; see targets.yaml accounts)")
+            if use.credentials_line is not None and account.anonymous:
+                return (f"the scenario writes the user name or password of account {name!r} (line {use.credentials_line}); "
+                        f"target {self.spec.name} has only an anonymous {name} account{self._anonymous_note(name)}")
+        return None
+
+    def _account_note(self, missing: list[str]) -> str:
+        """Why a reached target lacks `auth` / `restricted_account`, when its accounts are the reason."""
+        if self.spec.launch:
+            return ""
+        derived = account_capabilities(self.spec.accounts)
+        notes = []
+        if "auth" in missing and not derived["auth"]:
+            notes.append(f"its default account is anonymous{self._anonymous_note('default')}")
+        if "restricted_account" in missing and not derived["restricted_account"]:
+            notes.append("it has no restricted account (targets.yaml accounts.restricted)")
+        return f" ({'; '.join(notes)})" if notes else ""
+
+    def _anonymous_note(self, name: str) -> str:
+        if name == "default" and self.spec.source == "--broker":
+            return ": the URL has no user info, as in mqtt://user:password@host:port"
+        return ""
 
     def _needs_probe(self, scenario: Any) -> bool:
         return bool(scenario.uses) or any(need.removeprefix("no_") in ANNOUNCED_FEATURES for need in scenario.requires)
