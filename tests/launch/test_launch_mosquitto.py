@@ -127,6 +127,18 @@ def test_default_account_may_do_everything(mosquitto: RunningBroker, mqtt_client
 
 
 @needs_mosquitto
+def test_anonymous_mosquitto_has_no_accounts_and_lets_everyone_in(tmp_path: Path, mqtt_client) -> None:
+    with launch("mosquitto", tmp_path, anonymous=True) as broker:
+        assert broker.accounts == {}
+        config = next(tmp_path.glob("mosquitto-*/mosquitto.conf")).read_text()
+        assert "allow_anonymous true" in config and "plugin" not in config
+        for version in (V31, V311, V5):
+            client = mqtt_client(broker, version)
+            assert client.connect(None, None, client_id=f"anon{version}") == 0
+            assert client.subscribe("any/where", qos=1) == [1]
+
+
+@needs_mosquitto
 def test_stop_leaves_no_process_and_frees_the_port(tmp_path: Path) -> None:
     started = time.monotonic()
     broker = launch("mosquitto", tmp_path)
