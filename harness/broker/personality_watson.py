@@ -1,5 +1,5 @@
-"""IBM Watson IoT Platform (the applications page, ids W-* in harness/spec/vendors.tsv; note that in
-shared seeds/ the text sits in itron-mqtt-api.txt, the file names of the seeds are swapped).
+"""IBM Watson IoT Platform (the applications page, shared seeds/watson-iot-mqtt-applications.txt; ids
+W-* in harness/spec/vendors.tsv).
 
 ClientIds:
 - `d:orgId:typeId:deviceId`, a device: monitored on `iot-2/type/typeId/id/deviceId/mon` (W-MON-DEVICE);
