@@ -73,8 +73,11 @@ class TargetSpec:
     endpoint_tls: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-endpoint TLS overrides
 
     def __post_init__(self) -> None:
-        if not self.launch:  # a reached target always has a default account, anonymous unless given
+        # A launched broker brings its own accounts. A reached one always has a default account,
+        # anonymous unless given, and offers what its accounts allow unless `capabilities` says otherwise.
+        if not self.launch:
             self.accounts.setdefault("default", ANONYMOUS)
+            self.capabilities = {**account_capabilities(self.accounts), **self.capabilities}
 
     def tls_options(self, endpoint: str | None = None) -> TlsOptions:
         merged = {**self.tls, **self.endpoint_tls.get(endpoint or "", {})}
@@ -142,10 +145,8 @@ def redact_url(url: str) -> str:
 
 def target_from_url(url: str) -> TargetSpec:
     address, account = parse_endpoint_url(url, "--broker")
-    spec = TargetSpec(name=f"{address.host}:{address.port}", source="--broker", url=url,
+    return TargetSpec(name=f"{address.host}:{address.port}", source="--broker", url=url,
                       accounts={"default": account} if account else {}, endpoints={address.transport: url})
-    spec.capabilities = account_capabilities(spec.accounts)
-    return spec
 
 
 def account_capabilities(accounts: Mapping[str, Account]) -> dict[str, bool]:
@@ -192,10 +193,6 @@ def target_from_file(path: Path, name: str | None) -> TargetSpec:
         _, url_account = parse_endpoint_url(url, source)
         if url_account and "default" not in accounts:
             accounts["default"] = url_account
-    # A launched broker brings its own accounts; a reached one offers what its accounts allow, and
-    # without a default account its scenarios connect anonymously.
-    capabilities = {} if entry.get("launch") else account_capabilities({"default": ANONYMOUS, **accounts})
-    capabilities.update(entry.get("capabilities") or {})
     return TargetSpec(
         name=chosen,
         source=source,
@@ -203,7 +200,7 @@ def target_from_file(path: Path, name: str | None) -> TargetSpec:
         launch=entry.get("launch"),
         profile=entry.get("profile", "strict"),
         accounts=accounts,
-        capabilities=capabilities,
+        capabilities=dict(entry.get("capabilities") or {}),
         deviations={str(k): str(v) for k, v in (entry.get("deviations") or {}).items()},
         settings=dict(entry.get("settings") or {}),
         endpoints=endpoints,
