@@ -1,3 +1,3 @@
 """MQTT broker conformance harness: YAML scenarios run by a pytest plugin against any broker."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -12,13 +12,19 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "coverage": ("harness.coverage:main", "statements covered by scenarios, per chapter, with a run's verdicts; reports/coverage-mqtt-*.md"),
     "compare": ("harness.report.compare:main", "compare runs over several targets: reports/comparison.html and .md"),
     "report": ("harness.report.html:main", "turn reports/ into the Allure 3 HTML report (needs Node's allure)"),
+    "list": ("harness.listing:main", "the built-in scenarios, the targets and the profiles a run here can use"),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("-V", "--version"):
+        import harness
+
+        print(f"harness (mqtt-conformance-harness) {harness.__version__}")
+        return 0
     if not args or args[0] in ("-h", "--help"):
-        print("usage: harness COMMAND [ARGS...]\n\ncommands:")
+        print("usage: harness [--version] COMMAND [ARGS...]\n\ncommands:")
         for name, (_, help_text) in sorted(SUBCOMMANDS.items()):
             print(f"  {name:12} {help_text}")
         return 0 if args else 2

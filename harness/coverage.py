@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import spec
+from harness import spec, suite
 from harness.errors import ScenarioFileError, load_data_file
 from harness.scenarios.model import Scenario, load_scenarios
 from harness.wire import Version
@@ -109,7 +109,11 @@ def load_all_scenarios(root: Path, directory: str = SCENARIO_DIR) -> list[Scenar
 
 
 def nodeid(scenario: Scenario, root: Path) -> str:
-    return f"{scenario.path.resolve().relative_to(root.resolve()).as_posix()}::{scenario.id}"
+    # Not resolved first: the built-in suite's scenarios/ is a link in a clone of the repository.
+    path = scenario.path.absolute()
+    if not path.is_relative_to(root.absolute()):
+        path, root = path.resolve(), root.resolve()
+    return f"{path.relative_to(root.absolute()).as_posix()}::{scenario.id}"
 
 
 @dataclass
@@ -295,8 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results", metavar="PATH", type=Path,
                         help="a run's results.json (pytest --report-dir DIR writes DIR/results.json)")
     parser.add_argument("--out", metavar="DIR", type=Path, default=Path("reports"), help="where the Markdown goes (default: reports)")
-    parser.add_argument("--root", metavar="DIR", type=Path, default=Path("."),
-                        help="the repository root holding scenarios/ and coverage/ (default: .)")
+    parser.add_argument("--root", metavar="DIR", type=Path, default=suite.ROOT,
+                        help="a folder holding scenarios/ and coverage/ (default: the built-in suite, harness/suite)")
     args = parser.parse_args(list(argv) if argv is not None else None)
     root: Path = args.root
     if args.protocol:

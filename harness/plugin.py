@@ -1,19 +1,29 @@
-"""The pytest plugin: every scenario in a YAML file under scenarios/ becomes one test item.
+"""The pytest plugin: every scenario in a scenario file becomes one test item.
 
-Node ids are `scenarios/<file>.yaml::<scenario id>`; items are marked with their protocol version
-(`mqtt31`, `mqtt311`, `mqtt5`) and their area (`connect`, ...) so `-m` and `-k` select. The
-target is chosen by `--broker URL`, `--target NAME` (targets.yaml) or the file's default, and a
-launched target is started once, by the xdist controller when there is one.
+A scenario file is a YAML file below a folder named `scenarios`, or one with a top-level
+`scenarios:` key. The built-in suite (harness/suite/scenarios) joins the run when no path is named
+and the folder has no scenarios/ of its own (`--suite auto`), always (`--suite builtin`) or never
+(`--suite none`); its node ids are `scenarios/<file>.yaml::<scenario id>` wherever the package is
+installed, and such a node id on the command line selects a built-in scenario from any folder.
+Items are marked with their protocol version (`mqtt31`, `mqtt311`, `mqtt5`) and their area
+(`connect`, ...) so `-m` and `-k` select. The target is chosen by `--broker URL`, `--target NAME`
+(the built-in targets and the user's targets.yaml) or the files' default, and a launched target is
+started once, by the xdist controller when there is one.
 """
 
 import itertools
+import os
+import re
 import secrets
 import string
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import harness
+from harness import suite
 from harness.clients.paho import NeedsRawClient
 from harness.errors import HarnessError, ScenarioFileError
 from harness.report.categories import DEVIATION_PREFIX, INTERMITTENT_PREFIX
@@ -26,14 +36,21 @@ from harness.targets import (
     TargetSession,
     TargetSpec,
     check_tls,
-    target_from_file,
+    load_targets,
+    shown_path,
+    target_from_table,
     target_from_url,
+    user_targets_file,
 )
-from harness.targets.profiles import load_profile
+from harness.targets.profiles import load_profile, user_profile_dirs
 from harness.wire import Version
 
 PROTOCOL_MARKERS = {Version.V31: "mqtt31", Version.V311: "mqtt311", Version.V5: "mqtt5"}
 SESSION_KEY = pytest.StashKey[TargetSession]()
+SOURCES_KEY = pytest.StashKey["RunSources"]()
+SUITE_MODES = ("auto", "builtin", "none")
+_PACKAGE_DIR = Path(harness.__file__).resolve().parent
+_SCENARIOS_KEY = re.compile(r"^scenarios\s*:", re.MULTILINE)
 _ALNUM = string.ascii_lowercase + string.digits
 
 
@@ -42,7 +59,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--broker", metavar="URL", help="run scenarios against this broker: mqtt://[user:pass@]host:port")
     group.addoption("--target", metavar="NAME", help="run scenarios against this entry of targets.yaml")
     group.addoption("--profile", metavar="NAME", help="override the target's profile (default: strict)")
-    group.addoption("--targets-file", metavar="PATH", help="targets file (default: targets.yaml in the rootdir)")
+    group.addoption("--targets-file", metavar="PATH",
+                    help="targets file whose entries extend the built-in ones (default: targets.yaml in the rootdir, if any)")
+    group.addoption("--suite", choices=SUITE_MODES, default="auto",
+                    help="the built-in scenario suite: auto (when no path is named and the folder has no scenarios/), "
+                         "builtin (always, next to any paths named) or none (default: auto)")
     group.addoption("--mqtt-timeout", type=float, default=3.0, metavar="SECONDS",
                     help="how long an expect step waits before it fails (default 3)")
     group.addoption("--report-dir", metavar="DIR", help="write a readable summary of the scenario results here")
@@ -59,25 +80,47 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--tls-insecure", action="store_true", default=None,
                     help="do NOT verify the broker's certificate (said loudly in the run header)")
     group.addoption("--baseline", metavar="PATH",
-                    help="the target's expected failures (default: baselines/<target>.yaml when it exists)")
+                    help="the target's expected failures (default: baselines/<target>.yaml in the rootdir, "
+                         "else the built-in one of that name)")
 
 
-def _target_spec(config: pytest.Config) -> TargetSpec:
+@dataclass(frozen=True)
+class RunSources:
+    """Where the run's target, profile and baseline were read from, for the header and environment."""
+
+    target: str
+    profile: str
+    baseline: str
+
+    def header_line(self, spec: TargetSpec, profile_name: str) -> str:
+        return (f"mqtt-conformance-harness {harness.__version__}: target {spec.name} ({self.target}), "
+                f"profile {profile_name} ({self.profile}), baseline: {self.baseline}")
+
+
+def _target_spec(config: pytest.Config) -> tuple[TargetSpec, str]:
+    """The run's target and where it is defined."""
     broker, target = config.getoption("broker"), config.getoption("target")
     if broker and target:
         raise HarnessError("give --broker or --target, not both")
-    path = Path(config.getoption("targets_file") or config.rootpath / "targets.yaml")
-    spec = target_from_url(broker) if broker else target_from_file(path, target)
+    if broker:
+        spec = target_from_url(broker)
+        where = "--broker"
+    else:
+        table = load_targets(user_targets_file(config.rootpath, config.getoption("targets_file")))
+        spec = target_from_table(table, target)
+        where = f"from {table.shown(spec.name)}"
     cli = {key: config.getoption(f"tls_{option}") for key, option in
            (("ca_file", "ca"), ("cert_file", "cert"), ("key_file", "key"), ("server_name", "server_name"),
             ("min_version", "min_version"), ("insecure", "insecure"))}
     spec.tls.update(check_tls({k: v for k, v in cli.items() if v is not None}, "--tls"))  # command line wins
-    return spec
+    return spec, where
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     _default_report_options(config)
+    _quiet_benchmark_under_xdist(config)
+    _add_builtin_suite(config)
     # A bad scenario file is one collection error; the other files must still run.
     config.option.continue_on_collection_errors = True
     for marker in PROTOCOL_MARKERS.values():
@@ -85,11 +128,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "scenario: an MQTT conformance scenario from a YAML file")
     config.addinivalue_line("markers", "timer: a scenario that waits on a protocol timer (keepalive, expiry)")
     try:
-        spec = _target_spec(config)
-        profile = load_profile(config.getoption("profile") or spec.profile)
-        baseline_sources = apply_baseline(config, spec)  # baselines/<target>.yaml joins the target's deviations
+        spec, target_source = _target_spec(config)
+        profile = load_profile(config.getoption("profile") or spec.profile, user_profile_dirs(config.rootpath))
+        baseline_sources, baseline_file = apply_baseline(config, spec)  # baselines/<target>.yaml joins its deviations
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
+    config.stash[SOURCES_KEY] = RunSources(
+        target_source, shown_path(profile.path) if profile.path else "built-in",
+        shown_path(baseline_file) if baseline_file else "none")
     session = TargetSession(spec, profile)
     try:
         session.choose_endpoints(config.getoption("transport"))
@@ -112,7 +158,43 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     session = config.stash.get(SESSION_KEY, None)
-    return session.header_lines() if session is not None else []
+    if session is None:
+        return []
+    return [config.stash[SOURCES_KEY].header_line(session.spec, session.profile.name), *session.header_lines()]
+
+
+def _quiet_benchmark_under_xdist(config: pytest.Config) -> None:
+    """pytest-benchmark disables itself under xdist and warns about it in every run: disable it first."""
+    xdist_active = getattr(config.option, "dist", "no") != "no" or os.environ.get("PYTEST_XDIST_WORKER")
+    if xdist_active and hasattr(config.option, "benchmark_disable") and not config.option.benchmark_enable:
+        config.option.benchmark_disable = True
+
+
+def _add_builtin_suite(config: pytest.Config) -> None:
+    """Point built-in node ids at the package's files, and add the built-in suite as --suite says."""
+    invocation = config.invocation_params.dir
+    config.args[:] = [_builtin_argument(arg, invocation) for arg in config.args]
+    mode = config.getoption("suite")
+    if mode == "none" or not suite.SCENARIOS.is_dir():
+        return
+    if mode == "auto" and (config.args_source != pytest.Config.ArgsSource.INVOCATION_DIR
+                           or (invocation / suite.SCENARIO_DIR_NAME).is_dir()):
+        return
+    builtin = suite.SCENARIOS.resolve()
+    for arg in config.args:
+        path = (invocation / arg.split("::", 1)[0]).resolve()
+        if path == builtin or path.is_relative_to(builtin) or builtin.is_relative_to(path):
+            return  # already in the run (a clone's own scenarios/ are the built-in suite), or a part of it chosen
+    config.args.append(str(suite.SCENARIOS))
+
+
+def _builtin_argument(arg: str, invocation: Path) -> str:
+    """`scenarios/mqtt311/connect.yaml::id` names a built-in scenario when no such file is here."""
+    path_text, sep, rest = arg.partition("::")
+    if (invocation / path_text).exists():
+        return arg
+    builtin = suite.builtin_path(path_text)
+    return f"{builtin}{sep}{rest}" if builtin is not None else arg
 
 
 def _default_report_options(config: pytest.Config) -> None:
@@ -142,10 +224,32 @@ class _XdistHooks:
         node.workerinput["mqtt_target"] = self.session.export()
 
 
-def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if file_path.suffix in (".yaml", ".yml") and "scenarios" in file_path.parts[:-1]:
-        return ScenarioFile.from_parent(parent, path=file_path)
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # The package's own folder holds the built-in suite (in a clone, a link to scenarios/): walking into
+    # it would collect every scenario twice. Named on the command line or added by --suite, it is not walked.
+    if collection_path.name == _PACKAGE_DIR.name and collection_path.resolve() == _PACKAGE_DIR:
+        return True
     return None
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix not in (".yaml", ".yml") or not _is_scenario_file(file_path):
+        return None
+    nodeid = suite.builtin_nodeid(file_path)  # the same node id in a clone and installed
+    if nodeid is not None:
+        return ScenarioFile.from_parent(parent, path=file_path, nodeid=nodeid)
+    return ScenarioFile.from_parent(parent, path=file_path)
+
+
+def _is_scenario_file(path: Path) -> bool:
+    """Below a folder named scenarios (even when broken: that is its collection error), or a top-level `scenarios:`."""
+    if suite.SCENARIO_DIR_NAME in path.parts[:-1]:
+        return True
+    try:
+        with path.open(encoding="utf-8", errors="replace") as stream:
+            return _SCENARIOS_KEY.search(stream.read(1 << 20)) is not None
+    except OSError:
+        return False
 
 
 class ScenarioFile(pytest.File):

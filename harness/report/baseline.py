@@ -1,6 +1,7 @@
 """Baselines: per target, the scenarios it is known to fail, each with the reason.
 
-A baseline is the release gate's memory. `baselines/<target>.yaml` (or `--baseline PATH`) holds
+A baseline is the release gate's memory. `baselines/<target>.yaml` in pytest's rootdir, else the
+built-in one of that name (harness/suite/baselines/), or `--baseline PATH`, holds
 
     target: mosquitto
     expected_failures:
@@ -40,8 +41,24 @@ class Stale:
     problem: str
 
 
-def default_path(rootdir: Path, target: str) -> Path:
-    return rootdir / BASELINE_DIR / f"{target}.yaml"
+def default_path(rootdir: Path, target: str, builtin_target: bool = False) -> Path:
+    """The user's baselines/<target>.yaml when it exists, else (for a built-in target, which the user's
+    targets file does not redefine) the built-in one; either may not exist."""
+    from harness import suite
+
+    user = rootdir / BASELINE_DIR / f"{target}.yaml"
+    return suite.BASELINES / f"{target}.yaml" if builtin_target and not user.is_file() else user
+
+
+def scenario_file(rootdir: Path, path_text: str) -> Path | None:
+    """The file a node id's path names: below the rootdir, else in the built-in suite."""
+    from harness import suite
+
+    path = rootdir / path_text
+    if path.is_file():
+        return path
+    builtin = suite.builtin_path(path_text)
+    return builtin if builtin is not None and builtin.is_file() else None
 
 
 @dataclass(frozen=True)
@@ -104,8 +121,8 @@ def stale_entries(entries: Mapping[str, str], rootdir: Path, source: str) -> lis
         if not sep or not scenario_id:
             stale.append(Stale(nodeid, source, "not a scenario node id (expected scenarios/<file>.yaml::<id>)"))
             continue
-        path = rootdir / path_text
-        if not path.is_file():
+        path = scenario_file(rootdir, path_text)
+        if path is None:
             stale.append(Stale(nodeid, source, f"no file {path_text}"))
             continue
         ids = _scenario_ids(path.resolve(), path.stat().st_mtime_ns)

@@ -284,7 +284,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--run", metavar="TARGET,...", help="first run the conformance suite against each target (named in "
                         "targets.yaml) into RESULTS/<target>/; RESULTS must then be one directory")
     parser.add_argument("-n", "--workers", default="2", help="pytest-xdist workers for --run (default 2)")
-    parser.add_argument("--scenarios", default="scenarios", help="what --run runs (default: scenarios)")
+    parser.add_argument("--scenarios", metavar="PATH", help="what --run runs (default: what a plain pytest here runs: "
+                        "the folder's scenarios/, else the built-in suite)")
     parser.add_argument("--transport", metavar="NAME[,NAME]", help="passed to each --run: the endpoints to cover "
                         "(all: every endpoint each broker has; rows then name their endpoint, ...::id[tls])")
     parser.add_argument("--snapshot", type=Path, metavar="FILE", help="also write the whole comparison, dated, to FILE "

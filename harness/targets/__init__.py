@@ -20,7 +20,7 @@ from harness.clients.tls import TLS_VERSIONS
 from harness.errors import HarnessError, load_data_file
 from harness.scenarios.model import ANNOUNCED_FEATURES
 from harness.scenarios.runner import Endpoint
-from harness.targets.profiles import Profile
+from harness.targets.profiles import Profile, is_profile_path
 
 DEFAULT_TARGET = "reference"
 # 5.0 CONNACK availability properties (0: the broker lacks it) -> the capability scenarios name.
@@ -71,6 +71,7 @@ class TargetSpec:
     endpoints: dict[str, str] = field(default_factory=dict)
     tls: dict[str, Any] = field(default_factory=dict)  # TLS_FIELDS: how TLS endpoints are verified
     endpoint_tls: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-endpoint TLS overrides
+    defined_in: Path | None = None  # the targets file of the entry (None: --broker)
 
     def __post_init__(self) -> None:
         # A launched broker brings its own accounts. A reached one always has a default account,
@@ -155,25 +156,85 @@ def account_capabilities(accounts: Mapping[str, Account]) -> dict[str, bool]:
     return {"auth": not accounts["default"].anonymous, "restricted_account": "restricted" in accounts}
 
 
-def load_targets(path: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class TargetsTable:
+    """The targets a run can name: the built-in file's, then each user file's over them by name."""
+
+    entries: dict[str, Any]  # name -> its mapping, as written
+    origin: dict[str, Path]  # name -> the file that defines it
+    default: str
+    default_origin: Path | None  # the file whose `default:` chose it (None: DEFAULT_TARGET)
+    files: tuple[Path, ...]  # every file read, built-in first
+
+    def shown(self, name: str) -> str:
+        return shown_path(self.origin[name])
+
+
+def shown_path(path: Path) -> str:
+    """A file as messages and the run header show it: `built-in harness/...` (package data) or its path."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (path.absolute(), path.resolve()):
+        if candidate.is_relative_to(package):
+            return f"built-in harness/{candidate.relative_to(package).as_posix()}"
+    return str(path)
+
+
+def user_targets_file(rootdir: Path, explicit: str | Path | None) -> Path | None:
+    """The user's targets file: --targets-file (which must exist), else targets.yaml in the rootdir if any."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise HarnessError(f"targets file {path} not found (--targets-file)")
+        return path
+    path = rootdir / "targets.yaml"
+    return path if path.is_file() else None
+
+
+def load_targets(*user_files: Path | None, builtin: bool = True) -> TargetsTable:
+    """The built-in targets (harness/suite/targets.yaml) with each given file's entries over them."""
+    from harness import suite
+
+    paths = ([suite.TARGETS_FILE] if builtin else []) + [p for p in user_files if p is not None]
+    entries: dict[str, Any] = {}
+    origin: dict[str, Path] = {}
+    default, default_origin = DEFAULT_TARGET, None
+    for path in paths:
+        data = _targets_data(path)
+        for name, entry in data["targets"].items():
+            entries[str(name)], origin[str(name)] = entry, path
+        if data.get("default") is not None:
+            default, default_origin = str(data["default"]), path
+    return TargetsTable(entries, origin, default, default_origin, tuple(paths))
+
+
+def _targets_data(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise HarnessError(f"targets file {path} not found")
     data = load_data_file(path, str(path))
     if not isinstance(data, dict) or not isinstance(data.get("targets"), dict):
         raise HarnessError(f"{path}: expected a top-level 'targets:' mapping")
+    unknown = set(data) - {"targets", "default"}
+    if unknown:
+        raise HarnessError(f"{path}: unknown top-level field(s) {', '.join(sorted(unknown))} (known: default, targets)")
     return data
 
 
-def target_from_file(path: Path, name: str | None) -> TargetSpec:
-    data = load_targets(path)
-    targets: dict[str, Any] = data["targets"]
-    chosen = name or data.get("default", DEFAULT_TARGET)
-    if chosen not in targets:
-        raise HarnessError(f"unknown target {chosen!r} (known in {path.name}: {', '.join(sorted(targets))})")
-    entry = targets[chosen] or {}
+def target_from_file(path: Path | None, name: str | None) -> TargetSpec:
+    """The target `name` (default: the files' `default:`) of the built-in targets extended by `path`."""
+    return target_from_table(load_targets(path), name)
+
+
+def target_from_table(table: TargetsTable, name: str | None) -> TargetSpec:
+    chosen = name or table.default
+    if chosen not in table.entries:
+        where = f" (the default of {shown_path(table.default_origin)})" if name is None and table.default_origin else ""
+        raise HarnessError(f"unknown target {chosen!r}{where} (known: {', '.join(sorted(table.entries))}; "
+                           f"read from {', '.join(shown_path(p) for p in table.files)})")
+    entry = table.entries[chosen] or {}
+    path = table.origin[chosen]
     source = f"{path.name}: targets.{chosen}"
     if not isinstance(entry, dict):
-        raise HarnessError(f"{source}: expected a mapping")
+        raise HarnessError(f"{path}: targets.{chosen}: expected a mapping")
     unknown = set(entry) - {"url", "launch", "profile", "accounts", "capabilities", "deviations", "settings", "description",
                             "endpoints", "tls"}
     if unknown:
@@ -198,7 +259,8 @@ def target_from_file(path: Path, name: str | None) -> TargetSpec:
         source=source,
         url=entry.get("url"),
         launch=entry.get("launch"),
-        profile=entry.get("profile", "strict"),
+        profile=_profile_reference(entry.get("profile", "strict"), path, source),
+        defined_in=path,
         accounts=accounts,
         capabilities=dict(entry.get("capabilities") or {}),
         deviations={str(k): str(v) for k, v in (entry.get("deviations") or {}).items()},
@@ -207,6 +269,15 @@ def target_from_file(path: Path, name: str | None) -> TargetSpec:
         tls=check_tls(entry.get("tls"), f"{source}.tls"),
         endpoint_tls=endpoint_tls,
     )
+
+
+def _profile_reference(value: Any, path: Path, source: str) -> str:
+    """A profile name, or a path to a profile file (relative to the targets file that names it)."""
+    if not isinstance(value, str) or not value:
+        raise HarnessError(f"{source}.profile: expected a profile name or a path to a profile file")
+    if is_profile_path(value):
+        return str((path.parent / os.path.expanduser(value)).resolve())
+    return value
 
 
 def _endpoints(entry: dict[str, Any], source: str) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:

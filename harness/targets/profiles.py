@@ -1,5 +1,11 @@
-"""Profiles: what a kind of broker or platform offers, read from harness/profiles/<name>.yaml."""
+"""Profiles: what a kind of broker or platform offers, read from a profile YAML file.
 
+A profile is named (`strict`, `mosquitto`, ...) or given as a path (`./profiles/mine.yaml`). A name
+is looked up in the user's profile folders first (`profiles/` in pytest's rootdir), then among the
+built-in ones in harness/profiles/, so a user's file of a built-in name replaces it.
+"""
+
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +16,7 @@ from harness.errors import HarnessError
 from harness.wire import Version
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "profiles"
+USER_PROFILE_DIR = "profiles"  # below pytest's rootdir
 
 
 @dataclass(frozen=True)
@@ -24,26 +31,62 @@ class Profile:
     # The reference broker's config for this profile (harness/broker/config.py sections, e.g. `limits`),
     # merged over what the launcher writes: how `reference` imitates a broker with fewer capabilities.
     broker: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None  # the file it was read from
 
 
-def known_profiles() -> list[str]:
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+def is_profile_path(reference: str) -> bool:
+    """`profile: strict` names a profile; `profile: ./x.yaml` or `dir/x` is a file."""
+    return "/" in reference or "\\" in reference or reference.endswith((".yaml", ".yml"))
 
 
-def load_profile(name: str) -> Profile:
-    path = PROFILE_DIR / f"{name}.yaml"
-    if not path.is_file():
-        raise HarnessError(f"unknown profile {name!r} (known: {', '.join(known_profiles())})")
+def user_profile_dirs(rootdir: Path | None) -> list[Path]:
+    """The user's profile folders: `profiles/` in the rootdir, when there is one."""
+    if rootdir is None:
+        return []
+    directory = rootdir / USER_PROFILE_DIR
+    return [directory] if directory.is_dir() else []
+
+
+def known_profiles(user_dirs: Sequence[Path] = ()) -> dict[str, Path]:
+    """Every profile name -> its file; a user's file hides a built-in one of the same name."""
+    found: dict[str, Path] = {}
+    for directory in [PROFILE_DIR, *user_dirs]:
+        for path in sorted(directory.glob("*.yaml")):
+            found[path.stem] = path
+    return dict(sorted(found.items()))
+
+
+def profile_file(reference: str, user_dirs: Sequence[Path] = ()) -> Path:
+    if is_profile_path(reference):
+        path = Path(reference).expanduser()
+        if not path.is_file():
+            raise HarnessError(f"profile file {path} not found")
+        return path
+    for directory in [*user_dirs, PROFILE_DIR]:
+        path = directory / f"{reference}.yaml"
+        if path.is_file():
+            return path
+    raise HarnessError(f"unknown profile {reference!r} (known: {', '.join(known_profiles(user_dirs))}; "
+                       f"or give a path to a profile file)")
+
+
+def load_profile(reference: str, user_dirs: Sequence[Path] = ()) -> Profile:
+    """The profile a name or path refers to; HarnessError naming the file for anything malformed."""
+    path = profile_file(reference, user_dirs)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise TypeError("expected a mapping with name and protocols")
         return Profile(
-            name=data["name"],
+            name=str(data.get("name") or path.stem),
             description=data.get("description", ""),
             protocols=frozenset(Version.parse(str(v)) for v in data["protocols"]),
-            capabilities=dict(data.get("capabilities", {})),
-            settings=dict(data.get("settings", {})),
+            capabilities=dict(data.get("capabilities") or {}),
+            settings=dict(data.get("settings") or {}),
             personality=str(data.get("personality", "strict")),
             broker=dict(data.get("broker") or {}),
+            path=path,
         )
     except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
-        raise HarnessError(f"{path}: bad profile: {exc}") from None
+        detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
+        raise HarnessError(f"{path}: bad profile: {detail}") from None

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import coverage
+from harness import coverage, suite
 from harness.coverage import CoverageFileError, compute, load_all_scenarios, load_coverage_file, unknown_refs
 from harness.wire import Version
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = suite.ROOT  # the built-in suite: scenarios/ and coverage/
 VERSIONS_WITH_FILES = [v for v in Version if coverage.coverage_path(ROOT, v).is_file()]
 
 

@@ -126,12 +126,19 @@ def test_stale_inline_deviations_in_targets_yaml_are_caught_too(pytester, login_
     result.stdout.fnmatch_lines(["*targets.yaml: targets.gate.deviations: scenarios/mqtt311/good.yaml::nope: *has no scenario 'nope'*"])
 
 
-def test_a_run_that_executes_no_scenario_fails(pytester, login_url) -> None:
+def test_a_run_whose_every_scenario_is_skipped_passes_and_says_so(pytester, login_url) -> None:
     write_tree(pytester, {"mqtt311/skipped.yaml": SKIPPED}, targets(login_url))
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(skipped=1)
-    assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["*no scenario was executed (1 selected, all skipped)*"])
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*all 1 selected scenarios were skipped: nothing was checked against the target*"])
+
+
+def test_a_run_that_selects_nothing_exits_5(pytester, login_url) -> None:
+    write_tree(pytester, {"mqtt311/skipped.yaml": SKIPPED}, targets(login_url))
+    result = pytester.runpytest("-p", "no:cacheprovider", "-k", "no-such-scenario")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    assert "selected scenarios were skipped" not in result.stdout.str()
 
 
 def test_one_executed_scenario_is_enough(pytester, login_url) -> None:

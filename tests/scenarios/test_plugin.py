@@ -127,7 +127,8 @@ def test_unknown_target_is_a_usage_error(pytester):
     _write(pytester, {"mqtt311/connect.yaml": GOOD})
     result = pytester.runpytest("-p", "no:cacheprovider", "--target", "nope")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*unknown target 'nope' (known in targets.yaml: here)*"])
+    result.stderr.fnmatch_lines(["*unknown target 'nope' (known: aedes, *here, mosquitto, *; read from built-in "
+                                 "harness/suite/targets.yaml, *targets.yaml)*"])
 
 
 def test_report_dir_gets_summary_junit_and_allure(pytester, mosquitto_url):

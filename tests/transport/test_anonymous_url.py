@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness import suite
 from harness.launch import RunningBroker
 from harness.report.categories import SETUP, categorise
 from harness.scenarios.model import load_scenarios
@@ -51,7 +52,7 @@ def _run_suite(url: str, report_dir: Path, *options: str) -> dict[str, dict[str,
 
 def _documented_or_timed() -> set[str]:
     """Scenario ids (without variant suffix) whose failure here is expected: mosquitto's baseline, timer scenarios."""
-    baseline = yaml.safe_load((ROOT / "baselines" / "mosquitto.yaml").read_text(encoding="utf-8"))
+    baseline = yaml.safe_load((suite.BASELINES / "mosquitto.yaml").read_text(encoding="utf-8"))
     ids = {nodeid.split("[", 1)[0] for section in ("expected_failures", "intermittent_failures")
            for nodeid in baseline.get(section) or {}}
     for path in (ROOT / "scenarios").rglob("*.yaml"):

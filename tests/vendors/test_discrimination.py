@@ -64,7 +64,7 @@ CASES = [(platform, s) for platform in PLATFORMS for s in deviation_scenarios(pl
 
 def _target(profile: str) -> TargetSession:
     """A launched reference broker as the `reference-<profile>` target of targets.yaml (settings included)."""
-    entry = load_targets(ROOT / "targets.yaml")["targets"].get(f"reference-{profile}") or {}
+    entry = load_targets().entries.get(f"reference-{profile}") or {}
     spec = TargetSpec(name=f"reference-{profile}", source="test_discrimination", launch="reference", profile=profile,
                       settings=dict(entry.get("settings") or {}))
     return TargetSession(spec, load_profile(profile))
