@@ -6,7 +6,7 @@
     harness list profiles        # every profile: its protocols and file
 
 Targets and profiles are the built-in ones with the user's over them by name: targets.yaml and
-profiles/ in --root (default: the current folder, where pytest usually finds its rootdir), or
+profiles/ in --root (default: the current folder, the first place pytest runs look), or
 --targets-file.
 """
 
@@ -53,7 +53,7 @@ def scenario_summary() -> list[str]:
 
 
 def target_lines(root: Path, targets_file: Path | None) -> list[str]:
-    table = load_targets(user_targets_file(root, targets_file))
+    table = load_targets(user_targets_file([root], targets_file))
     lines = [f"targets (default: {table.default}; read from {', '.join(shown_path(p) for p in table.files)}):"]
     for name in sorted(table.entries):
         entry = table.entries[name] or {}
@@ -67,7 +67,7 @@ def target_lines(root: Path, targets_file: Path | None) -> list[str]:
 
 
 def profile_lines(root: Path) -> list[str]:
-    dirs = user_profile_dirs(root)
+    dirs = user_profile_dirs([root])
     lines = ["profiles:"]
     for name, path in known_profiles(dirs).items():
         try:

@@ -26,6 +26,8 @@ import harness
 from harness import suite
 from harness.clients.paho import NeedsRawClient
 from harness.errors import HarnessError, ScenarioFileError
+from harness.folders import WORKER_KEY as FOLDERS_KEY
+from harness.folders import user_folders
 from harness.report.categories import DEVIATION_PREFIX, INTERMITTENT_PREFIX
 from harness.report.evidence import ScenarioEvidence
 from harness.report.hooks import ReportHooks, apply_baseline
@@ -60,7 +62,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--target", metavar="NAME", help="run scenarios against this entry of targets.yaml")
     group.addoption("--profile", metavar="NAME", help="override the target's profile (default: strict)")
     group.addoption("--targets-file", metavar="PATH",
-                    help="targets file whose entries extend the built-in ones (default: targets.yaml in the rootdir, if any)")
+                    help="targets file whose entries extend the built-in ones (default: targets.yaml in the current "
+                         "folder, else in the rootdir, if any)")
     group.addoption("--suite", choices=SUITE_MODES, default="auto",
                     help="the built-in scenario suite: auto (when no path is named and the folder has no scenarios/), "
                          "builtin (always, next to any paths named) or none (default: auto)")
@@ -80,8 +83,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--tls-insecure", action="store_true", default=None,
                     help="do NOT verify the broker's certificate (said loudly in the run header)")
     group.addoption("--baseline", metavar="PATH",
-                    help="the target's expected failures (default: baselines/<target>.yaml in the rootdir, "
-                         "else the built-in one of that name)")
+                    help="the target's expected failures (default: baselines/<target>.yaml in the current folder or "
+                         "the rootdir, else the built-in one of a built-in target)")
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ def _target_spec(config: pytest.Config) -> tuple[TargetSpec, str]:
         spec = target_from_url(broker)
         where = "--broker"
     else:
-        table = load_targets(user_targets_file(config.rootpath, config.getoption("targets_file")))
+        table = load_targets(user_targets_file(user_folders(config), config.getoption("targets_file")))
         spec = target_from_table(table, target)
         where = f"from {table.shown(spec.name)}"
     cli = {key: config.getoption(f"tls_{option}") for key, option in
@@ -129,7 +132,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "timer: a scenario that waits on a protocol timer (keepalive, expiry)")
     try:
         spec, target_source = _target_spec(config)
-        profile = load_profile(config.getoption("profile") or spec.profile, user_profile_dirs(config.rootpath))
+        profile = load_profile(config.getoption("profile") or spec.profile, user_profile_dirs(user_folders(config)))
         baseline_sources, baseline_file = apply_baseline(config, spec)  # baselines/<target>.yaml joins its deviations
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -151,7 +154,7 @@ def pytest_configure(config: pytest.Config) -> None:
         session.adopt(worker_input["mqtt_target"])
     config.stash[SESSION_KEY] = session
     if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(_XdistHooks(session), "mqtt-harness-xdist")
+        config.pluginmanager.register(_XdistHooks(session, user_folders(config)), "mqtt-harness-xdist")
     config.pluginmanager.register(_ResultLog(config), "mqtt-harness-results")
     config.pluginmanager.register(ReportHooks(config, [session], {spec.name: baseline_sources}), "mqtt-harness-report")
 
@@ -215,13 +218,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 class _XdistHooks:
-    def __init__(self, session: TargetSession) -> None:
+    def __init__(self, session: TargetSession, folders: list[Path]) -> None:
         self.session = session
+        self.folders = folders
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        # The controller starts the broker once and hands its address to every worker.
+        # The controller starts the broker once and hands its address to every worker, and its user
+        # folders: a worker's own rootdir may differ (harness.folders).
         node.workerinput["mqtt_target"] = self.session.export()
+        node.workerinput[FOLDERS_KEY] = [str(folder) for folder in self.folders]
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

@@ -1,7 +1,8 @@
 """Baselines: per target, the scenarios it is known to fail, each with the reason.
 
-A baseline is the release gate's memory. `baselines/<target>.yaml` in pytest's rootdir, else the
-built-in one of that name (harness/suite/baselines/), or `--baseline PATH`, holds
+A baseline is the release gate's memory. `baselines/<target>.yaml` in the user's folders
+(harness.folders), else the built-in one of that name (harness/suite/baselines/), or
+`--baseline PATH`, holds
 
     target: mosquitto
     expected_failures:
@@ -22,7 +23,7 @@ how often it was seen.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -41,21 +42,25 @@ class Stale:
     problem: str
 
 
-def default_path(rootdir: Path, target: str, builtin_target: bool = False) -> Path:
-    """The user's baselines/<target>.yaml when it exists, else (for a built-in target, which the user's
-    targets file does not redefine) the built-in one; either may not exist."""
+def default_path(folders: Sequence[Path], target: str, builtin_target: bool = False) -> Path | None:
+    """The user's baselines/<target>.yaml, else (for a built-in target, which the user's targets
+    file does not redefine) the built-in one; None when there is neither."""
     from harness import suite
+    from harness.folders import first_file
 
-    user = rootdir / BASELINE_DIR / f"{target}.yaml"
-    return suite.BASELINES / f"{target}.yaml" if builtin_target and not user.is_file() else user
+    user = first_file(list(folders), f"{BASELINE_DIR}/{target}.yaml")
+    if user is None and builtin_target and (suite.BASELINES / f"{target}.yaml").is_file():
+        return suite.BASELINES / f"{target}.yaml"
+    return user
 
 
-def scenario_file(rootdir: Path, path_text: str) -> Path | None:
-    """The file a node id's path names: below the rootdir, else in the built-in suite."""
+def scenario_file(folders: Sequence[Path], path_text: str) -> Path | None:
+    """The file a node id's path names: below a user folder (the rootdir among them), else in the built-in suite."""
     from harness import suite
+    from harness.folders import first_file
 
-    path = rootdir / path_text
-    if path.is_file():
+    path = first_file(list(folders), path_text)
+    if path is not None:
         return path
     builtin = suite.builtin_path(path_text)
     return builtin if builtin is not None and builtin.is_file() else None
@@ -112,7 +117,7 @@ def _scenario_ids(path: Path, mtime_ns: int) -> frozenset[str] | str:
         return exc.problem
 
 
-def stale_entries(entries: Mapping[str, str], rootdir: Path, source: str) -> list[Stale]:
+def stale_entries(entries: Mapping[str, str], folders: Sequence[Path], source: str) -> list[Stale]:
     """Entries that name no existing scenario: a missing file, a missing id, or not a node id at all."""
     stale = []
     for nodeid in entries:
@@ -121,7 +126,7 @@ def stale_entries(entries: Mapping[str, str], rootdir: Path, source: str) -> lis
         if not sep or not scenario_id:
             stale.append(Stale(nodeid, source, "not a scenario node id (expected scenarios/<file>.yaml::<id>)"))
             continue
-        path = scenario_file(rootdir, path_text)
+        path = scenario_file(folders, path_text)
         if path is None:
             stale.append(Stale(nodeid, source, f"no file {path_text}"))
             continue

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from harness.errors import HarnessError
+from harness.folders import user_folders
 from harness.report.baseline import Stale, default_path, load_baseline, merge, stale_entries
 from harness.report.categories import write_categories
 
@@ -28,15 +29,15 @@ def apply_baseline(config: pytest.Config, spec: Any) -> tuple[dict[str, str], Pa
     """Merge the target's baseline file into spec.deviations.
 
     Returns node id -> where it is listed, and the baseline file read (None: the target has none):
-    --baseline, else baselines/<target>.yaml in the rootdir, else the built-in one of a built-in target
-    (a target the user's targets file redefines is the user's, and so is its baseline)."""
+    --baseline, else baselines/<target>.yaml in the user's folders, else the built-in one of a
+    built-in target (a target the user's targets file redefines is the user's, and so is its baseline)."""
     from harness import suite
 
     explicit = config.getoption("baseline", None)
     builtin = spec.defined_in is not None and spec.defined_in.resolve() == suite.TARGETS_FILE.resolve()
-    path = Path(explicit) if explicit else default_path(config.rootpath, spec.name, builtin)
+    path = Path(explicit) if explicit else default_path(user_folders(config), spec.name, builtin)
     sources = dict.fromkeys(spec.deviations, f"{spec.source}.deviations")
-    if not (explicit or path.is_file()):
+    if path is None:
         return sources, None
     baseline = load_baseline(path, spec.name)
     shown = _shown(path, config.rootpath)
@@ -92,7 +93,7 @@ class ReportHooks:
         for target, sources in self.baseline_sources.items():
             stale: list[Stale] = []
             for source in sorted(set(sources.values())):
-                stale += stale_entries({n: "" for n, s in sources.items() if s == source}, config.rootpath, source)
+                stale += stale_entries({n: "" for n, s in sources.items() if s == source}, user_folders(config), source)
             if stale:
                 items.append(BaselineCheck.from_parent(session, name=f"baseline[{target}]", stale=stale))
 

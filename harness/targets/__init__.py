@@ -9,7 +9,7 @@ import dataclasses
 import os
 import socket
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,15 +179,17 @@ def shown_path(path: Path) -> str:
     return str(path)
 
 
-def user_targets_file(rootdir: Path, explicit: str | Path | None) -> Path | None:
-    """The user's targets file: --targets-file (which must exist), else targets.yaml in the rootdir if any."""
+def user_targets_file(folders: Sequence[Path], explicit: str | Path | None) -> Path | None:
+    """The user's targets file: --targets-file (which must exist), else the first user folder's
+    targets.yaml (harness.folders), if any."""
+    from harness.folders import first_file
+
     if explicit:
         path = Path(explicit)
         if not path.is_file():
             raise HarnessError(f"targets file {path} not found (--targets-file)")
         return path
-    path = rootdir / "targets.yaml"
-    return path if path.is_file() else None
+    return first_file(list(folders), "targets.yaml")
 
 
 def load_targets(*user_files: Path | None, builtin: bool = True) -> TargetsTable:

@@ -1,7 +1,8 @@
 """Profiles: what a kind of broker or platform offers, read from a profile YAML file.
 
 A profile is named (`strict`, `mosquitto`, ...) or given as a path (`./profiles/mine.yaml`). A name
-is looked up in the user's profile folders first (`profiles/` in pytest's rootdir), then among the
+is looked up in the user's profile folders first (`profiles/` in the user's folders, harness.folders),
+then among the
 built-in ones in harness/profiles/, so a user's file of a built-in name replaces it.
 """
 
@@ -16,7 +17,7 @@ from harness.errors import HarnessError
 from harness.wire import Version
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "profiles"
-USER_PROFILE_DIR = "profiles"  # below pytest's rootdir
+USER_PROFILE_DIR = "profiles"  # in each of the user's folders
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,9 @@ def is_profile_path(reference: str) -> bool:
     return "/" in reference or "\\" in reference or reference.endswith((".yaml", ".yml"))
 
 
-def user_profile_dirs(rootdir: Path | None) -> list[Path]:
-    """The user's profile folders: `profiles/` in the rootdir, when there is one."""
-    if rootdir is None:
-        return []
-    directory = rootdir / USER_PROFILE_DIR
-    return [directory] if directory.is_dir() else []
+def user_profile_dirs(folders: Sequence[Path]) -> list[Path]:
+    """The user's profile folders: `profiles/` in each user folder that has one, in order."""
+    return [folder / USER_PROFILE_DIR for folder in folders if (folder / USER_PROFILE_DIR).is_dir()]
 
 
 def known_profiles(user_dirs: Sequence[Path] = ()) -> dict[str, Path]:
