@@ -53,6 +53,7 @@ class Variables:
     acl_allowed_prefix: str
     saved: dict[str, Any] = field(default_factory=dict)
     settings: Mapping[str, Any] = field(default_factory=dict)  # the target's settings, for ${setting:NAME}
+    _resolving: set[str] = field(default_factory=set, repr=False)  # settings being resolved (a loop guard)
 
     def lookup(self, name: str, arg: str | None) -> Any:
         functions: dict[str, Callable[[str | None], Any]] = {
@@ -72,9 +73,20 @@ class Variables:
         raise UnresolvableValue(f"unknown variable ${{{name}}}")
 
     def _setting(self, name: str | None) -> Any:
+        """A setting's value. Text may itself hold references (`device_id: "${cid}"`), resolved here, so
+        a profile can default to a fresh value per scenario where a user's target names a fixed one."""
         if not name or name not in self.settings:
             raise UnresolvableValue(f"the target's profile has no setting {name!r}")
-        return self.settings[name]
+        value = self.settings[name]
+        if not isinstance(value, str) or "${" not in value:
+            return value
+        if name in self._resolving:
+            raise UnresolvableValue(f"setting {name!r} refers to itself")
+        self._resolving.add(name)
+        try:
+            return substitute(value, self)
+        finally:
+            self._resolving.discard(name)
 
     def account(self, name: str | None) -> Any:
         key = name or "default"
