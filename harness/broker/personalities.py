@@ -28,6 +28,7 @@ The hooks, in the order a connection meets them:
 | `on_refused(client, refusal)` | a CONNECT refused with a CONNACK, once its ClientInfo exists | nothing | Watson FailedConnect monitoring |
 | `idle_limit` | connection setup | None | CloudPlugs: 300 s regardless of Keep Alive |
 | `account(user, password, options)` (classmethod) | by the launcher, before start | unchanged | Cumulocity: `tenant/user`; Itron: JWT password |
+| `platform_accounts(options)` (classmethod) | by the launcher, before start | none | Watson: a `device` (`use-token-auth` and a device token); Cumulocity: the `bootstrap` user |
 
 Vendor personalities live in `personality_<platform>.py` and are registered at the end of this file.
 Their settings come from `personality_options` in the broker config (the launcher passes the target's
@@ -113,6 +114,13 @@ class Personality:
         """The credentials a harness account has on this platform (the launcher registers these and
         scenarios connect with them): Cumulocity wants `tenant/user`, Itron a JWT as password."""
         return username, password
+
+    @classmethod
+    def platform_accounts(cls, options: dict[str, Any]) -> dict[str, tuple[str, str]]:
+        """Accounts of the platform's own kinds besides the standard ones, by name -> (user name,
+        password), as scenarios name them (`account: device`, `${user:enrollment}`): the launcher
+        registers them (ACL `#`) and hands them to the run, where a user's targets entry gives its own."""
+        return {}
 
     def adjust_limits(self, limits: Limits) -> Limits:
         return limits

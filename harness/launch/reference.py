@@ -37,13 +37,18 @@ _READY = re.compile(r"\bready\b", re.IGNORECASE)
 def platform_accounts(personality: str, accounts: Mapping[str, Account],
                       options: Mapping[str, Any] | None = None) -> dict[str, Account]:
     """The standard accounts in the form the personality's platform expects (Cumulocity `tenant/user`,
-    an Itron JWT as password): what the broker registers and what scenarios connect with."""
+    an Itron JWT as password), then the platform's own kinds of account (`Personality.platform_accounts`:
+    a Watson device token, the Cumulocity bootstrap user, the CloudPlugs enrolment model): what the
+    broker registers and what scenarios connect with."""
     from harness.broker.personalities import PERSONALITIES
 
     kind = PERSONALITIES.get(personality)
     if kind is None:  # the broker itself refuses an unknown personality, naming the known ones
         return dict(accounts)
-    return {key: Account(*kind.account(a.username, a.password, dict(options or {}))) for key, a in accounts.items()}
+    settings = dict(options or {})
+    shaped = {key: Account(*kind.account(a.username, a.password, settings)) for key, a in accounts.items()}
+    extra = {key: Account(*pair) for key, pair in kind.platform_accounts(settings).items() if key not in shaped}
+    return {**shaped, **extra}
 
 
 def reference_config(port: int, personality: str, accounts: Mapping[str, Account],
@@ -57,7 +62,8 @@ def reference_config(port: int, personality: str, accounts: Mapping[str, Account
             "users": {account.username: account.password for account in accounts.values()},
         },
         "acl": [
-            {"user": account.username, "allow": [{"topic": ACCOUNT_FILTERS[key], "access": "readwrite"}]}
+            # A platform's own accounts (a Watson device, ...) may do what the platform lets them: `#` here.
+            {"user": account.username, "allow": [{"topic": ACCOUNT_FILTERS.get(key, "#"), "access": "readwrite"}]}
             for key, account in accounts.items()
         ],
     }
@@ -79,24 +85,29 @@ def launch(
     accounts: Mapping[str, Account] = STANDARD_ACCOUNTS,
     personality_options: Mapping[str, Any] | None = None,
     transports: Sequence[str] = ("tcp",),
-    client_id_from_cn: bool = False,
+    client_id_from_cn: bool | None = None,
     broker_config: Mapping[str, Any] | None = None,
 ) -> RunningBroker:
     """Start the reference broker on 127.0.0.1:<port> (a free one unless given).
 
     `transports` names further listeners (base.LISTENER_KINDS) on free ports, TLS ones with
     certificates generated under workdir/certs; `client_id_from_cn` makes the mtls listener take
-    the client certificate as the credential and its common name as the device id (Cumulocity).
+    the client certificate as the credential and its common name as the device id (Cumulocity's
+    two-way SSL); unless given, the setting of that name in `personality_options` says it, so a
+    targets entry can (`settings: {client_id_from_cn: true}`).
+    `accounts` beyond the standard ones (a platform's own kinds, already in its shape) may do
+    everything (ACL `#`).
     `broker_config` holds further sections of the broker's config (a profile's `broker:`, e.g.
     `limits: {maximum_qos: 1}`), merged over the generated one section by section.
     """
     check_listeners(NAME, list(transports))
     if not available():
         raise LaunchError(f"{NAME}: harness.broker is not available yet")
-    unknown = set(accounts) - set(ACCOUNT_FILTERS)
-    if unknown:
-        raise LaunchError(f"{NAME}: no ACL defined for account(s) {', '.join(sorted(unknown))}")
-    accounts = platform_accounts(personality, accounts, personality_options)
+    if client_id_from_cn is None:
+        client_id_from_cn = setting_flag((personality_options or {}).get("client_id_from_cn", False), "client_id_from_cn")
+    standard = {key: account for key, account in accounts.items() if key in ACCOUNT_FILTERS}
+    accounts = {**platform_accounts(personality, standard, personality_options),
+                **{key: account for key, account in accounts.items() if key not in ACCOUNT_FILTERS}}
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     config_file = workdir / "broker.yaml"
@@ -135,6 +146,13 @@ def launch(
     proc, chosen, ports = start_on_free_ports(port, transports, prepare)
     # the broker ships with the harness
     return running_broker(NAME, proc, chosen, ports, accounts=accounts, pki=pki, version=harness.__version__)
+
+
+def setting_flag(value: Any, name: str) -> bool:
+    """A yes/no setting from targets.yaml or a profile: true/false (YAML booleans) only."""
+    if isinstance(value, bool):
+        return value
+    raise LaunchError(f"{NAME}: setting {name}: expected true or false, got {value!r}")
 
 
 def _listener(kind: str, port: int, pki: Any, client_id_from_cn: bool) -> dict[str, Any]:

@@ -6,15 +6,26 @@ The scenarios run directly (ScenarioRunner), bypassing the profile's `requires`,
 otherwise skip them on a strict target. The `by_profile` value used is the platform's, and so are
 the settings (the `reference-<platform>` target's, as targets.yaml overrides them: a shortened
 CloudPlugs idle limit) and the endpoint (the platform's default: Itron's is TLS).
+
+The strict broker knows the platforms' own accounts too (a Watson device, the Cumulocity bootstrap
+user, the CloudPlugs enrolment model: `Personality.platform_accounts`), with the same credentials, so
+a scenario logging in with one fails there for the behaviour it checks, not for an unknown user.
+A scenario needing a capability the `reference-<platform>` target lacks (Cumulocity's two-way SSL
+login, which needs the setting client_id_from_cn) runs against a platform broker with what `ENABLE`
+turns on, and against the plain strict broker.
 """
 
 import dataclasses
+import functools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from harness.broker.personalities import PERSONALITIES
 from harness.errors import ScenarioFileError
+from harness.launch import LAUNCHERS, STANDARD_ACCOUNTS, Account, reference
 from harness.scenarios.model import Scenario, load_scenarios
 from harness.scenarios.runner import ScenarioFailed, ScenarioRunner
 from harness.spec import vendors
@@ -61,22 +72,60 @@ def deviation_scenarios(platform: str) -> list[Scenario]:
 
 CASES = [(platform, s) for platform in PLATFORMS for s in deviation_scenarios(platform)]
 
+# Capabilities the `reference-<platform>` target leaves off, with the settings that make its launched
+# broker show them: these scenarios run against such a broker (the strict one gets the same settings).
+ENABLE: dict[str, dict[str, Any]] = {
+    "c8y_certificate_login": {"client_id_from_cn": True},
+}
 
-def _target(profile: str) -> TargetSession:
-    """A launched reference broker as the `reference-<profile>` target of targets.yaml (settings included)."""
+
+def _settings(profile: str, scenario: Scenario | None = None) -> dict[str, Any]:
     entry = load_targets().entries.get(f"reference-{profile}") or {}
+    settings = dict(entry.get("settings") or {})
+    for need in scenario.requires if scenario is not None else ():
+        settings.update(ENABLE.get(need, {}))
+    return settings
+
+
+def _target(profile: str, settings: dict[str, Any] | None = None) -> TargetSession:
+    """A launched reference broker as the `reference-<profile>` target of targets.yaml (settings included)."""
     spec = TargetSpec(name=f"reference-{profile}", source="test_discrimination", launch="reference", profile=profile,
-                      settings=dict(entry.get("settings") or {}))
+                      settings=_settings(profile) if settings is None else settings)
     return TargetSession(spec, load_profile(profile))
+
+
+def _platform_accounts() -> dict[str, Account]:
+    """Every platform's own accounts, as the reference broker registers them with the platform's settings."""
+    found: dict[str, Account] = {}
+    for platform in PLATFORMS:
+        kind = PERSONALITIES[load_profile(platform).personality]
+        settings = {**load_profile(platform).settings, **_settings(platform)}
+        found.update({name: Account(*pair) for name, pair in kind.platform_accounts(settings).items()})
+    return found
+
+
+def _start_strict() -> TargetSession:
+    """The strict reference broker, registering the platforms' own accounts besides the standard ones."""
+    session = _target("strict", {})
+    accounts = {**STANDARD_ACCOUNTS, **_platform_accounts()}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(LAUNCHERS, "reference", functools.partial(reference.launch, accounts=accounts))
+        session.endpoint()  # starts the broker
+    return session
 
 
 @pytest.fixture(scope="module")
 def brokers() -> Iterator[dict[str, TargetSession]]:
     started: dict[str, TargetSession] = {}
     try:
-        for personality in ["strict", *(load_profile(p).personality for p in PLATFORMS)]:
+        started["strict"] = _start_strict()
+        for personality in (load_profile(p).personality for p in PLATFORMS):
             started[personality] = _target(_profile_of(personality))
             started[personality].endpoint()  # starts the broker
+        for need, settings in ENABLE.items():  # a platform broker with the capability's settings
+            platform = next(p for p in PLATFORMS if load_profile(p).capabilities.get(need) is not None)
+            started[need] = _target(platform, {**_settings(platform), **settings})
+            started[need].endpoint()
         yield started
     finally:
         for broker in started.values():
@@ -87,9 +136,20 @@ def _profile_of(personality: str) -> str:
     return next((p for p in PLATFORMS if load_profile(p).personality == personality), "strict")
 
 
+def _broker(brokers: dict[str, TargetSession], scenario: Scenario, name: str) -> TargetSession:
+    """The started broker for `name` (strict or a personality); a personality's variant for a capability
+    in ENABLE. The strict broker stays as the spec has it: its mtls listener takes any certificate the
+    CA signed, and a CONNECT without credentials is not authorized."""
+    need = next((n for n in scenario.requires if n in ENABLE), None)
+    return brokers[need] if need is not None and name != "strict" else brokers[name]
+
+
 def _run(broker: TargetSession, scenario: Scenario, profile: str) -> None:
-    platform = _target(profile)  # not started: its settings and default endpoint
-    endpoint = dataclasses.replace(broker.endpoint(platform.default_endpoints()[0]), profile=profile, settings=platform.settings)
+    platform = _target(profile, _settings(profile, scenario))  # not started: its settings and default endpoint
+    endpoint = broker.endpoint(platform.default_endpoints()[0])
+    # The strict broker's run writes the platform's account shapes (the same credentials it registered).
+    accounts = {**_platform_accounts(), **endpoint.accounts}
+    endpoint = dataclasses.replace(endpoint, profile=profile, settings=platform.settings, accounts=accounts)
     ScenarioRunner(scenario, endpoint, f"disc{abs(hash(scenario.id)) % 10**8}", timeout=2.0).run()
 
 
@@ -100,10 +160,10 @@ def test_every_platform_with_a_profile_has_deviation_scenarios() -> None:
 
 @pytest.mark.parametrize("platform, scenario", CASES, ids=[f"{p}:{s.id}" for p, s in CASES])
 def test_passes_with_the_platform_personality(brokers: dict[str, TargetSession], platform: str, scenario: Scenario) -> None:
-    _run(brokers[load_profile(platform).personality], scenario, platform)
+    _run(_broker(brokers, scenario, load_profile(platform).personality), scenario, platform)
 
 
 @pytest.mark.parametrize("platform, scenario", CASES, ids=[f"{p}:{s.id}" for p, s in CASES])
 def test_fails_with_the_strict_personality(brokers: dict[str, TargetSession], platform: str, scenario: Scenario) -> None:
     with pytest.raises(ScenarioFailed):
-        _run(brokers["strict"], scenario, platform)
+        _run(_broker(brokers, scenario, "strict"), scenario, platform)
