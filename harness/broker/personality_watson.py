@@ -12,8 +12,15 @@ ClientIds:
   no `+` for a device or application id, no scalable applications.
 Other ClientIds (the harness's own generic clients) are left as the spec has them.
 
+Devices log in with the user name `use-token-auth` and their device token (IBM's device
+documentation; the applications page does not say it). The reference broker registers every device
+of `org`, whatever its type and id, with one token, `DEVICE_TOKEN`: the harness's `device` account
+(`platform_accounts`). A device ClientId of another organisation, or one logging in otherwise (an
+API key), is refused with CONNACK 5 (FailedConnect CloseCode 180).
+
 Settings (`personality_options`, from the profile and targets.yaml): `org` (the organisation of the
-harness accounts' API keys), `quickstart_org`, `topic_violation` (close | deny).
+harness accounts' API keys and of its devices), `quickstart_org`, `topic_violation` (close | deny).
+The device type and id scenarios use (`device_type`, `device_id`) concern the scenarios only.
 """
 
 from __future__ import annotations
@@ -49,6 +56,10 @@ FAILED_CONNECT_CODES: dict[int, tuple[int, str]] = {
 }
 
 APP_ID = re.compile(r"[A-Za-z0-9._-]+")  # W-SHARED-APP
+# Devices: the user name every device logs in with, and the token the reference broker registers its
+# devices with (a harness value, not a secret: the broker listens on loopback for one run).
+DEVICE_USER = "use-token-auth"
+DEVICE_TOKEN = "harness-device-token"
 SECURE = ("tls", "wss")
 
 
@@ -118,6 +129,11 @@ class WatsonPersonality(Personality):
         # W-APP-AUTH: the harness's accounts are API keys of the organisation `org`; the token is the password.
         return f"a-{options.get('org', 'org1')}-{username}", password
 
+    @classmethod
+    def platform_accounts(cls, options: dict[str, Any]) -> dict[str, tuple[str, str]]:
+        # Devices: `use-token-auth` and the device's token (the reference broker's one token for all).
+        return {"device": (DEVICE_USER, DEVICE_TOKEN)}
+
     # -- settings --------------------------------------------------------------------------------
 
     @property
@@ -143,6 +159,11 @@ class WatsonPersonality(Personality):
             return None
         app = app_of(client.client_id)
         if app is None:
+            # Devices of the organisation log in with use-token-auth and their token (the user table
+            # checks the token); the broker's devices all belong to `org`.
+            device_login = client.username == DEVICE_USER and org == str(self.options.get("org", "org1"))
+            if device_of(client.client_id) is not None and not device_login:
+                return Refusal(5, 0x87, f"a device of {org} logs in as {DEVICE_USER} with its token")
             return None
         _, app_id, shared = app
         # W-APP-AUTH: the user name is an API key of the ClientId's organisation, `a-orgId-...`.

@@ -209,7 +209,7 @@ scenarios:
       - connected: {on: watch, client_id: "a:org1:${cid}w"}
       - send: {on: watch, packet: subscribe, packet_id: 1, subscriptions: [{topic_filter: "iot-2/type/T/id/${cid}/mon", qos: 0}]}
       - expect: {on: watch, packet: suback, packet_id: 1, reason_codes: [0]}
-      - connected: {on: dev, client_id: "d:org1:T:${cid}"}
+      - connected: {on: dev, client_id: "d:org1:T:${cid}", account: device}
       - expect: {on: watch, packet: publish, payload: {json: {Action: Connect}}}
       - send: {on: dev, packet: subscribe, packet_id: 1, subscriptions: [{topic_filter: "iot-2/type/T/id/${cid}/evt/+/fmt/json", qos: 0}]}
       - expect: {on: dev, packet: suback, packet_id: 1, reason_codes: [0]}
@@ -218,10 +218,10 @@ scenarios:
       - send: {on: dev, packet: publish, topic: "iot-2/type/T/id/${cid}/evt/b/fmt/json", payload: "5678", qos: 0}
       - expect: {on: dev, packet: publish, payload: "5678"}
       - disconnect: dev
-      # ClientId d:org1:T:wptraffic, topics of 40 bytes. Read: CONNECT (64) + SUBSCRIBE (47) +
-      # 2 PUBLISH (48 each) + DISCONNECT (2); written: CONNACK (4) + SUBACK (5) + 2 PUBLISH (48 each).
+      # ClientId d:org1:T:wptraffic, use-token-auth with its token, topics of 40 bytes. Read: CONNECT (70) +
+      # SUBSCRIBE (47) + 2 PUBLISH (48 each) + DISCONNECT (2); written: CONNACK (4) + SUBACK (5) + 2 PUBLISH (48 each).
       - expect: {on: watch, packet: publish, payload: {json: {Action: Disconnect, ReadMsg: 2, WriteMsg: 2,
-                                                             ReadBytes: 209, WriteBytes: 105}}}
+                                                             ReadBytes: 215, WriteBytes: 105}}}
   - id: shared
     title: Two connections of one A:org:app both stay; each event goes to one of them
     refs: [W-SHARED-APP]
