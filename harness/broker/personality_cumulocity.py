@@ -14,9 +14,11 @@ The platform side is modelled as far as MQTT can see it, per tenant-wide device 
   valid CSV) or 42 (a mandatory value missing or not a number); the wording is ours.
 - What the platform sends (`s/ds`, `s/e`, `s/dcr`) goes to the device's own connection only, at the
   QoS it subscribed with (C8Y-QOS), never retained; clients may not publish there.
-- Device credentials (C8Y-BOOTSTRAP): an empty message on `s/ucr` registers the device identifier;
-  the reference broker stands in for the operator and accepts it, so the next empty message gets
-  `70,<tenant>,device_<id>,<bootstrap_password>` on `s/dcr`; the broker then accepts those credentials.
+- Device credentials (C8Y-BOOTSTRAP): a device logs in with the static bootstrap user (the harness's
+  `bootstrap` account, `management/devicebootstrap` here: `platform_accounts`); an empty message on
+  `s/ucr` registers the device identifier; the reference broker stands in for the operator and
+  accepts it, so the next empty message gets `70,<tenant>,device_<id>,<bootstrap_password>` on
+  `s/dcr`; the broker then accepts those credentials.
 - Clean session 0 (C8Y-CLEAN-SESSION, vague): setting `clean_session_0`: `not_kept` (default:
   accepted, the session ends with the connection), `refuse` (CONNACK 5) or `kept` (the spec).
 - A device whose managed object is broken (C8Y-CONNACK-LATE): identifiers starting with the setting
@@ -48,6 +50,10 @@ MODES = ("s", "t", "q", "c")
 DATA_FILTERS = tuple(f"{m}/{kind}" for m in MODES for kind in ("us", "us/+", "uc/+")) + ("s/ucr",)
 # Topics the platform publishes on (a device subscribes to them; no client may publish there).
 PLATFORM_FILTERS = ("s/e", "s/ds", "s/ds/+", "s/dcr", "s/dc/+", "s/dt")
+
+# C8Y-BOOTSTRAP: the static bootstrap user devices request their credentials with ("enquired from
+# product support"), as the reference broker registers it; a harness value, not a secret.
+BOOTSTRAP_USER = ("management/devicebootstrap", "bootstrap-secret")
 
 # The platform's records are bounded (the broker may run long): past this many device identifiers
 # the oldest record is forgotten, as are registrations and issued credentials past it.
@@ -130,6 +136,11 @@ class CumulocityPersonality(Personality):
     def account(cls, username: str, password: str, options: dict[str, Any]) -> tuple[str, str]:
         # C8Y-AUTH-FORMAT: every user belongs to a tenant and logs in as `tenant/user`.
         return f"{options.get('tenant', 't100')}/{username}", password
+
+    @classmethod
+    def platform_accounts(cls, options: dict[str, Any]) -> dict[str, tuple[str, str]]:
+        # C8Y-BOOTSTRAP: the bootstrap user, where the platform registers devices (bootstrap_password).
+        return {"bootstrap": BOOTSTRAP_USER} if options.get("bootstrap_password") else {}
 
     def adjust_limits(self, limits: Limits) -> Limits:
         # C8Y-PAYLOAD-MAX (vague: the connection is closed): 16184 bytes, header included.
