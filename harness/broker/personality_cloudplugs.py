@@ -7,6 +7,12 @@ on `PLUG_ID/data/CHANNEL` as JSON `{"id", "data", "at"}` (CP-DATA-TOPICS); addit
 set and read on `PLUG_ID/ag/prop/set|get`, answered on the same channel (CP-PROPS). Only `tcp` and
 `tls` listeners serve (CP-TRANSPORTS).
 
+Enrolment (CP-ENROLL) knows the production models of the setting `models` (MODEL: PASS); the
+harness's `enrollment` account is the first of them, user name MODEL and password PASS
+(`platform_accounts`). It is not a login: scenarios write it into the enrolment topic
+`${user:enrollment}/thing/${password:enrollment}`, as a real target's `accounts.enrollment` gives its
+production template's Plug-ID and enrolment code.
+
 Topics outside the platform's (the generic suite's `mqc/...`) are relayed as plain MQTT, so the whole
 suite can run against this personality; the real platform would drop them silently.
 """
@@ -70,6 +76,15 @@ class CloudPlugsPersonality(Personality):
         if username in EMAIL_ACCOUNTS:
             return f"{username}@{options.get('email_domain', 'cloudplugs.example')}", password
         return plug_id_for(username), password
+
+    @classmethod
+    def platform_accounts(cls, options: dict[str, Any]) -> dict[str, tuple[str, str]]:
+        # CP-ENROLL: the production model (its Plug-ID) and enrolment code scenarios enrol with.
+        models = dict(options.get("models", DEFAULT_MODELS))
+        if not models:
+            return {}
+        model, code = next(iter(models.items()))
+        return {"enrollment": (str(model), str(code))}
 
     def serves(self, listener: str) -> bool:
         # CP-TRANSPORTS: plain MQTT and MQTT over TLS (the `transports` setting); no WebSocket.
