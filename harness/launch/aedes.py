@@ -1,10 +1,18 @@
 """Launcher for aedes (npm package `aedes`), the Node.js MQTT 3.1 / 3.1.1 broker.
 
-aedes is a library, not a program: tools/aedes/broker.mjs is the small server around it (TCP, TLS,
-WebSocket and secure WebSocket listeners, the accounts and their ACL), configured by a JSON file
-this launcher writes. Install it with `npm ci --prefix tools/aedes` (node and npm from
-`apt-get install nodejs npm`); AEDES_DIR names another directory holding broker.mjs and its
-node_modules, NODE_BIN another node.
+aedes is a library, not a program: aedes_broker.mjs, shipped beside this module, is the small server
+around it (TCP, TLS, WebSocket and secure WebSocket listeners, the accounts and their ACL),
+configured by a JSON file this launcher writes. It needs the npm packages aedes and ws, found in
+this order:
+
+- $AEDES_DIR/node_modules (AEDES_DIR: a folder where `npm install aedes@1.2.0 ws@8.23.1` ran; in a
+  clone of the harness, tools/aedes after `npm ci --prefix tools/aedes`);
+- ./node_modules of the current folder;
+- the global npm root (`npm root -g`, after `npm install -g aedes@1.2.0 ws@8.23.1`).
+
+Node resolves an ES module's imports from the script's own folder (NODE_PATH does not apply to
+them): each launch copies the script into its work directory and links node_modules there to the
+one found. NODE_BIN names another node (default: node on PATH; apt-get install nodejs npm).
 
 A SUBSCRIBE outside an account's filter gets SUBACK 0x80; a PUBLISH outside it is refused, which
 aedes answers by closing the connection (its only way to refuse a PUBLISH).
@@ -16,7 +24,9 @@ import json
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import Mapping, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +44,12 @@ from harness.launch.listeners import pki_for, running_broker, start_on_free_port
 from harness.launch.process import BrokerProcess
 
 NAME = "aedes"
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "tools" / "aedes"
-SCRIPT = "broker.mjs"
+SCRIPT = "aedes_broker.mjs"
+# The versions the aedes baseline was recorded with (tools/aedes/package.json pins the same; a test checks).
+AEDES_VERSION = "1.2.0"
+WS_VERSION = "8.23.1"
+PACKAGES = ("aedes", "ws")
+INSTALL = f"npm install aedes@{AEDES_VERSION} ws@{WS_VERSION}"
 _READY = re.compile(r"^aedes (\S+) ready")
 
 
@@ -47,29 +61,70 @@ def find_node() -> str:
     return resolved
 
 
-def find_script() -> Path:
-    """broker.mjs, once `npm ci` has put aedes and ws next to it; BrokerNotInstalled otherwise."""
-    directory = Path(os.environ.get("AEDES_DIR") or DEFAULT_DIR)
-    script = directory / SCRIPT
-    if not script.is_file():
-        raise BrokerNotInstalled(f"{NAME}: {script} not found (set AEDES_DIR to the directory that holds it)")
-    for package in ("aedes", "ws"):
-        if not (directory / "node_modules" / package / "package.json").is_file():
-            raise BrokerNotInstalled(f"{NAME}: npm package {package} is not installed in {directory} "
-                                     f"(npm ci --prefix {directory})")
+def _has_packages(node_modules: Path) -> bool:
+    return all((node_modules / package / "package.json").is_file() for package in PACKAGES)
+
+
+def _global_root() -> Path | None:
+    """`npm root -g`, or None without npm."""
+    npm = shutil.which("npm")
+    if npm is None:
+        return None
+    try:
+        done = subprocess.run([npm, "root", "-g"], capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    root = done.stdout.strip()
+    return Path(root) if done.returncode == 0 and root else None
+
+
+def find_node_modules() -> Path:
+    """The node_modules folder holding aedes and ws: $AEDES_DIR's, ./node_modules, or the global npm root.
+
+    An AEDES_DIR that is set but lacks either package is an error, not a reason to look elsewhere.
+    """
+    configured = os.environ.get("AEDES_DIR")
+    if configured:
+        node_modules = Path(configured).expanduser().resolve() / "node_modules"
+        if not _has_packages(node_modules):
+            missing = " and ".join(p for p in PACKAGES if not (node_modules / p / "package.json").is_file())
+            raise BrokerNotInstalled(f"{NAME}: AEDES_DIR={configured} holds no node_modules/{missing} "
+                                     f"({INSTALL} --prefix {configured})")
+        return node_modules
+    local = Path.cwd() / "node_modules"
+    if _has_packages(local):
+        return local
+    global_root = _global_root()
+    if global_root is not None and _has_packages(global_root):
+        return global_root
+    raise BrokerNotInstalled(f"{NAME}: npm packages aedes and ws not found in $AEDES_DIR, ./node_modules or the "
+                             f"global npm root ({INSTALL} in a folder and set AEDES_DIR to it, or {INSTALL} -g)")
+
+
+def prepare_script(workdir: Path, node_modules: Path) -> Path:
+    """The packaged server script copied into `workdir`, with workdir/node_modules linked to `node_modules`."""
+    script = workdir / SCRIPT
+    script.write_bytes(resources.files(__package__).joinpath(SCRIPT).read_bytes())
+    link = workdir / "node_modules"
+    if link.is_symlink() or link.is_file():
+        link.unlink()
+    elif link.is_dir():
+        shutil.rmtree(link)
+    link.symlink_to(node_modules, target_is_directory=True)
     return script
 
 
-def installed_version(script: Path) -> str | None:
+def installed_version(node_modules: Path) -> str | None:
     try:
-        data = json.loads((script.parent / "node_modules" / "aedes" / "package.json").read_text())
+        data = json.loads((node_modules / "aedes" / "package.json").read_text())
     except (OSError, ValueError):
         return None
     return str(data.get("version")) if isinstance(data, dict) and data.get("version") else None
 
 
 def aedes_config(ports: Mapping[str, int], pki: Any, accounts: Mapping[str, Account]) -> dict[str, Any]:
-    """broker.mjs's JSON config; `ports` is listener kind -> port, tcp first."""
+    """aedes_broker.mjs's JSON config; `ports` is listener kind -> port, tcp first."""
     unknown = set(accounts) - set(ACCOUNT_FILTERS)
     if unknown:
         raise LaunchError(f"{NAME}: no ACL defined for account(s) {', '.join(sorted(unknown))} (known: {', '.join(ACCOUNT_FILTERS)})")
@@ -107,9 +162,10 @@ def launch(
     """
     check_listeners(NAME, list(transports))
     node = find_node()
-    script = find_script()
-    workdir = Path(workdir)
+    node_modules = find_node_modules()
+    workdir = Path(workdir).absolute()  # node runs in it: the paths it is given must not be relative
     workdir.mkdir(parents=True, exist_ok=True)
+    script = prepare_script(workdir, node_modules)
     conf_file = workdir / "aedes.json"
     pki = pki_for(transports, workdir)
 
@@ -130,4 +186,4 @@ def launch(
 
     proc, chosen, ports = start_on_free_ports(port, transports, prepare)
     found = proc.ready_match
-    return running_broker(NAME, proc, chosen, ports, accounts=accounts, pki=pki, version=found.group(1) if found else installed_version(script))
+    return running_broker(NAME, proc, chosen, ports, accounts=accounts, pki=pki, version=found.group(1) if found else installed_version(node_modules))

@@ -1,4 +1,7 @@
-// aedes as the harness launches it (harness/launch/aedes.py): node broker.mjs CONFIG.json
+// aedes as the harness launches it (harness/launch/aedes.py): node aedes_broker.mjs CONFIG.json
+//
+// The launcher copies this file into the run's work directory next to a node_modules link to where
+// the npm packages aedes and ws are installed: Node resolves this file's imports from its own folder.
 //
 // CONFIG.json:
 //   {"host": "127.0.0.1",

@@ -4,10 +4,11 @@
                                        #   reports/allure-report-single/index.html (one file to mail or attach)
     harness report reports/mosquitto   # any directory holding allure-results/ (or several, see --help)
 
-Allure 3 is Node's `allure` package, installed once into tools/ (see README: `npm ci --prefix
-tools`), found there, on PATH or at $ALLURE_BIN. It runs offline, but its page embeds a Google
-Tag Manager script that would call out when the report is opened: that tag is removed from every
-generated HTML file. When several result directories are given (runs against several targets,
+Allure 3 is Node's npm package `allure`, found at $ALLURE_BIN, else as `allure` on PATH (if that is
+Allure 3, not the Java Allure 2 command), else run through `npx --yes allure@3.18.0` (which fetches
+it from the npm registry once). Install it with `npm install -g allure@3`, or point ALLURE_BIN at
+an allure command. It runs offline, but its page embeds a Google Tag Manager script that would
+call out when the report is opened: that tag is removed from every generated HTML file. When several result directories are given (runs against several targets,
 or a parent directory holding one run per target), they make one report.
 """
 
@@ -21,11 +22,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from harness.report.categories import ALLURE_CATEGORIES
 
-ROOT = Path(__file__).resolve().parents[2]
+# What npx runs when no allure is installed (tools/package.json in a clone pins the same; a test checks).
+ALLURE_VERSION = "3.18.0"
+INSTALL_HINT = "npm install -g allure@3 (needs Node.js and npm), or set ALLURE_BIN to an Allure 3 allure"
 REPORT_NAME = "MQTT conformance"
 # The analytics block of Allure 3's awesome template: the gtag loader and its inline config.
 _ANALYTICS = re.compile(
@@ -37,13 +41,51 @@ class ReportError(Exception):
     """A one-line reason the report could not be made."""
 
 
-def find_allure() -> str:
-    candidates = [os.environ.get("ALLURE_BIN"), str(ROOT / "tools" / "node_modules" / ".bin" / "allure"), shutil.which("allure")]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    raise ReportError("Node's allure (Allure 3) is not installed: run `npm ci --prefix tools` once "
-                      "(needs node and npm: apt-get install nodejs npm), or set ALLURE_BIN")
+def allure_major(command: Sequence[str], timeout: float = 60) -> int | None:
+    """The major version `command --version` prints (Allure 3: "3.18.0", Allure 2: "2.32.0"); None if it does not run."""
+    try:
+        done = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL, env={**os.environ, "NO_COLOR": "1"})
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = re.search(r"\b(\d+)\.\d+", done.stdout) if done.returncode == 0 else None
+    return int(found.group(1)) if found else None
+
+
+def find_allure() -> list[str]:
+    """The command that runs Allure 3: $ALLURE_BIN, else `allure` on PATH, else through npx; ReportError otherwise.
+
+    An ALLURE_BIN that is set but is no Allure 3 is an error, not a reason to look elsewhere.
+    """
+    configured = os.environ.get("ALLURE_BIN")
+    if configured:
+        if not (Path(configured).is_file() and os.access(configured, os.X_OK)) and not shutil.which(configured):
+            raise ReportError(f"ALLURE_BIN={configured} is not an executable file: {INSTALL_HINT}")
+        major = allure_major([configured])
+        if major != 3:
+            what = "did not answer `--version`" if major is None else f"is Allure {major}, not Allure 3"
+            raise ReportError(f"ALLURE_BIN={configured} {what}: {INSTALL_HINT}")
+        return [configured]
+    on_path = shutil.which("allure")
+    looked = ["ALLURE_BIN unset", "no allure on PATH"]
+    if on_path:
+        major = allure_major([on_path])
+        if major == 3:
+            return [on_path]
+        what = "does not answer `--version`" if major is None else f"is Allure {major} (the Java command), not Allure 3"
+        looked[1] = f"allure on PATH ({on_path}) {what}"
+    npx = shutil.which("npx")
+    if npx:
+        # The first call downloads the package into npm's cache: give it time.
+        command = [npx, "--yes", f"allure@{ALLURE_VERSION}"]
+        if allure_major(command, timeout=300) == 3:
+            if on_path:
+                print(f"harness report: {looked[1]}; using npx allure@{ALLURE_VERSION}", file=sys.stderr)
+            return command
+        looked.append(f"`npx --yes allure@{ALLURE_VERSION}` failed (is the npm registry reachable?)")
+    else:
+        looked.append(f"no npx to fetch allure@{ALLURE_VERSION}")
+    raise ReportError(f"Allure 3 not found ({', '.join(looked)}): {INSTALL_HINT}")
 
 
 def results_dirs(paths: list[Path]) -> list[Path]:
@@ -113,9 +155,13 @@ def strip_analytics(directory: Path) -> int:
     return changed
 
 
-def generate(results: list[Path], output: Path, single_file: bool, allure: str | None = None, name: str = REPORT_NAME) -> Path:
-    """Run `allure generate` with a config written for this call; returns the report's index.html."""
-    allure = allure or find_allure()
+def generate(results: list[Path], output: Path, single_file: bool, allure: Sequence[str] | str | None = None,
+             name: str = REPORT_NAME) -> Path:
+    """Run `allure generate` with a config written for this call; returns the report's index.html.
+
+    `allure` is the command (find_allure's answer, or one executable's path), found when not given.
+    """
+    allure = [allure] if isinstance(allure, str) else list(allure or find_allure())
     if output.exists():
         shutil.rmtree(output)
     options = {"singleFile": single_file, "reportName": name, "groupBy": ["parentSuite", "suite", "subSuite"]}
@@ -129,7 +175,7 @@ def generate(results: list[Path], output: Path, single_file: bool, allure: str |
         config_path = Path(tmp) / "allurerc.json"
         config_path.write_text(json.dumps(config), encoding="utf-8")
         inputs = [merged_results(results, Path(tmp) / "results")] if len(results) > 1 else [r.resolve() for r in results]
-        command = [allure, "generate", "--config", str(config_path), *map(str, inputs)]
+        command = [*allure, "generate", "--config", str(config_path), *map(str, inputs)]
         completed = subprocess.run(command, cwd=tmp, capture_output=True, text=True,
                                    env={**os.environ, "NO_COLOR": "1", "ALLURE_NO_ANALYTICS": "true"})
     index = output / "index.html"

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
+import re
+import shutil
 import socket
+import subprocess
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +28,7 @@ from harness.launch import (
     launch,
     launcher_listeners,
 )
+from harness.launch import aedes as aedes_launcher
 from harness.launch.process import group_members, port_accepts
 
 pytest_plugins = ["pytester"]
@@ -132,10 +137,100 @@ def test_amqtt_refuses_a_listener_it_cannot_serve(tmp_path: Path) -> None:
         launch("amqtt", tmp_path, transports=("tcp", "mtls"))
 
 
-def test_aedes_not_installed_is_one_line_naming_the_install_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AEDES_DIR", str(tmp_path))
-    (tmp_path / "broker.mjs").write_text("// no node_modules next to it\n")
-    with pytest.raises(BrokerNotInstalled, match=r"aedes: npm package aedes is not installed in .* \(npm ci --prefix "):
+# The checkout's pinned aedes (tests/conftest.py also points AEDES_DIR at it): the tests may know the
+# repository, the launcher may not.
+TOOLS_AEDES = Path(__file__).resolve().parents[2] / "tools" / "aedes"
+
+
+@pytest.fixture
+def pinned_node_modules() -> Path:
+    if not (TOOLS_AEDES / "node_modules" / "aedes").is_dir():
+        pytest.skip("aedes is not installed in the checkout: npm ci --prefix tools/aedes")
+    return TOOLS_AEDES / "node_modules"
+
+
+def _serves(broker: RunningBroker, mqtt_client) -> None:
+    try:
+        creds = broker.accounts["default"]
+        assert mqtt_client(broker, V311).connect(creds.username, creds.password, client_id="found") == 0
+        assert broker.version == aedes_launcher.AEDES_VERSION
+    finally:
+        broker.stop()
+
+
+def test_the_pinned_versions_are_the_checkouts(pinned_node_modules: Path) -> None:
+    pinned = json.loads((TOOLS_AEDES / "package.json").read_text())["dependencies"]
+    assert pinned == {"aedes": aedes_launcher.AEDES_VERSION, "ws": aedes_launcher.WS_VERSION}
+    assert f"aedes@{pinned['aedes']} ws@{pinned['ws']}" in aedes_launcher.INSTALL
+
+
+def test_the_server_script_ships_in_the_package() -> None:
+    assert (Path(aedes_launcher.__file__).parent / aedes_launcher.SCRIPT).is_file()
+    assert not (TOOLS_AEDES / "broker.mjs").exists()
+
+
+def test_aedes_found_at_aedes_dir_serves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mqtt_client,
+                                         pinned_node_modules: Path) -> None:
+    monkeypatch.setenv("AEDES_DIR", str(pinned_node_modules.parent))
+    monkeypatch.chdir(tmp_path)
+    broker = launch("aedes", tmp_path / "work")
+    workdir = next((tmp_path / "work").iterdir())
+    assert (workdir / aedes_launcher.SCRIPT).is_file() and not (workdir / aedes_launcher.SCRIPT).is_symlink()
+    assert (workdir / "node_modules").resolve() == pinned_node_modules.resolve()
+    _serves(broker, mqtt_client)
+
+
+def test_aedes_found_in_the_current_folders_node_modules_serves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                mqtt_client, pinned_node_modules: Path) -> None:
+    monkeypatch.delenv("AEDES_DIR", raising=False)
+    monkeypatch.setattr(aedes_launcher, "_global_root", lambda: pytest.fail("looked further than ./node_modules"))
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "node_modules").symlink_to(pinned_node_modules)  # as `npm install aedes ws` there leaves it
+    monkeypatch.chdir(folder)
+    broker = launch("aedes", tmp_path / "work", transports=("tcp", "ws"))
+    assert set(broker.endpoints) == {"tcp", "ws"}
+    _serves(broker, mqtt_client)
+
+
+def test_aedes_found_in_the_global_npm_root_serves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   mqtt_client, pinned_node_modules: Path) -> None:
+    monkeypatch.delenv("AEDES_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(aedes_launcher, "_global_root", lambda: pinned_node_modules)  # as `npm install -g` leaves it
+    _serves(launch("aedes", tmp_path / "work"), mqtt_client)
+
+
+def test_the_global_npm_root_is_what_npm_says(tmp_path: Path) -> None:
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("npm is not installed")
+    said = subprocess.run([npm, "root", "-g"], capture_output=True, text=True, check=True).stdout.strip()
+    assert aedes_launcher._global_root() == Path(said)
+
+
+def test_aedes_found_nowhere_is_one_line_naming_the_install_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AEDES_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(aedes_launcher, "_global_root", lambda: tmp_path / "global" / "node_modules")
+    with pytest.raises(BrokerNotInstalled) as raised:
+        launch("aedes", tmp_path / "work")
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith("aedes: npm packages aedes and ws not found in $AEDES_DIR, ./node_modules or the global npm root")
+    assert f"npm install aedes@{aedes_launcher.AEDES_VERSION} ws@{aedes_launcher.WS_VERSION}" in message
+    assert "set AEDES_DIR" in message and " -g)" in message
+
+
+def test_an_aedes_dir_without_the_packages_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 pinned_node_modules: Path) -> None:
+    (tmp_path / "half" / "node_modules" / "aedes").mkdir(parents=True)
+    (tmp_path / "half" / "node_modules" / "aedes" / "package.json").write_text('{"version": "1.2.0"}')
+    monkeypatch.setenv("AEDES_DIR", str(tmp_path / "half"))
+    (tmp_path / "node_modules").symlink_to(pinned_node_modules)
+    monkeypatch.chdir(tmp_path)  # a complete ./node_modules is not used in its place
+    with pytest.raises(BrokerNotInstalled, match=rf"^aedes: AEDES_DIR={re.escape(str(tmp_path / 'half'))} holds no "
+                       rf"node_modules/ws \(npm install aedes@\S+ ws@\S+ --prefix .*half\)$"):
         launch("aedes", tmp_path / "work")
 
 
@@ -167,6 +262,6 @@ def test_a_target_that_is_not_installed_is_skipped_with_the_reason(
     (pytester.path / "scenarios" / "mqtt311" / "connect.yaml").write_text(textwrap.dedent(SCENARIO))
     (pytester.path / "targets.yaml").write_text("default: aedes\ntargets:\n  aedes:\n    launch: aedes\n    profile: aedes\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs", *workers)
-    result.stdout.fnmatch_lines(["*SKIPPED*target aedes is not installed here: aedes: *broker.mjs not found*"])
+    result.stdout.fnmatch_lines(["*SKIPPED*target aedes is not installed here: aedes: AEDES_DIR=*no-aedes-here holds no node_modules/aedes and ws*"])
     outcomes = result.parseoutcomes()
     assert outcomes.get("skipped") == 1 and not outcomes.get("error") and not outcomes.get("failed"), outcomes
