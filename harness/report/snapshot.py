@@ -34,7 +34,7 @@ def snapshot_text(comparison: Comparison, today: datetime.date | None = None) ->
         f"{DATED}{day} by `harness compare reports --run {names} --snapshot docs/vendor-comparison.md`",
         "",
         "Every scenario of `scenarios/` against each target started by the harness on this machine (Debian 12,",
-        "loopback). A deviation is a failure the target's baseline (`baselines/<target>.yaml`) documents with a",
+        "loopback). A deviation is a failure the target's baseline (`harness/suite/baselines/<target>.yaml`) documents with a",
         "reason; a skip is a scenario the target's profile says does not apply. CI reruns this and fails when",
         "a verdict moves (`--check`).",
         "",
@@ -103,7 +103,10 @@ def run_targets(
     worst = 0
     for target in targets:
         command = [sys.executable, "-m", "pytest", *([scenarios] if scenarios else []), "-q",
-                   "-p", "no:cacheprovider", "-n", workers, "--target", target, "--report-dir", str(results / target)]
+                   "-p", "no:cacheprovider", "-n", workers, "--target", target,
+                   # One argument: pytest takes a separate path-like argument for a path to collect when it
+                   # looks for its rootdir, and an absolute one outside the folder loses the folder's ini file.
+                   f"--report-dir={results / target}"]
         if transport:
             command += ["--transport", transport]
         print("$ " + " ".join(command[1:]), flush=True)

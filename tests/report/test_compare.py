@@ -254,3 +254,18 @@ def test_not_installed_reason_needs_every_scenario_skipped_for_that_reason(tmp_p
     assert not_installed_reason(mixed) is None
     assert not_installed_reason(run_dir(tmp_path, "z", {"s/a.yaml::a": ("skipped", "target z does not offer: qos2")})) is None
     assert not_installed_reason(tmp_path / "missing") is None
+
+
+def test_run_into_an_absolute_folder_runs_what_a_plain_pytest_here_runs(pytester, tmp_path_factory, capfd) -> None:
+    """pytest looks for its rootdir (and ini file) among path-like arguments: a separate absolute
+    --report-dir value outside the folder would lose the folder's testpaths and collect tests/ too."""
+    write_tree(pytester, {"mqtt311/connect.yaml": PASSING}, "targets:\n  reference:\n    launch: reference\n")
+    pytester.makeini("[pytest]\ntestpaths = scenarios\n")
+    pytester.mkdir("tests").joinpath("test_not_a_scenario.py").write_text("def test_x():\n    assert False\n")
+    results = tmp_path_factory.mktemp("elsewhere") / "reports"
+    from harness.report.compare import main
+
+    assert main([str(results), "--run", "reference", "-n", "0"]) == 0
+    assert "--report-dir=" in capfd.readouterr().out
+    verdicts = json.loads((results / "reference" / "results.json").read_text())
+    assert list(verdicts["results"]) == ["scenarios/mqtt311/connect.yaml::accepted"]
