@@ -5,6 +5,7 @@ Each subcommand lives in its own module and registers itself in SUBCOMMANDS as
 """
 
 import importlib
+import os
 import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -33,7 +34,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"harness: unknown command {name!r} (commands: {', '.join(sorted(SUBCOMMANDS)) or 'none'})", file=sys.stderr)
         return 2
     module_name, function_name = SUBCOMMANDS[name][0].split(":")
-    return int(getattr(importlib.import_module(module_name), function_name)(rest) or 0)
+    try:
+        return int(getattr(importlib.import_module(module_name), function_name)(rest) or 0)
+    except BrokenPipeError:  # `harness list | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

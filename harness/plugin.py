@@ -11,6 +11,7 @@ Items are marked with their protocol version (`mqtt31`, `mqtt311`, `mqtt5`) and 
 started once, by the xdist controller when there is one.
 """
 
+import contextlib
 import itertools
 import os
 import re
@@ -111,7 +112,7 @@ def _target_spec(config: pytest.Config) -> tuple[TargetSpec, str]:
     else:
         table = load_targets(user_targets_file(user_folders(config), config.getoption("targets_file")))
         spec = target_from_table(table, target)
-        where = f"from {table.shown(spec.name)}"
+        where = f"from {_shown(table.origin[spec.name], config)}"
     cli = {key: config.getoption(f"tls_{option}") for key, option in
            (("ca_file", "ca"), ("cert_file", "cert"), ("key_file", "key"), ("server_name", "server_name"),
             ("min_version", "min_version"), ("insecure", "insecure"))}
@@ -136,9 +137,7 @@ def pytest_configure(config: pytest.Config) -> None:
         baseline_sources, baseline_file = apply_baseline(config, spec)  # baselines/<target>.yaml joins its deviations
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[SOURCES_KEY] = RunSources(
-        target_source, shown_path(profile.path) if profile.path else "built-in",
-        shown_path(baseline_file) if baseline_file else "none")
+    config.stash[SOURCES_KEY] = RunSources(target_source, _shown(profile.path, config), _shown(baseline_file, config))
     session = TargetSession(spec, profile)
     try:
         session.choose_endpoints(config.getoption("transport"))
@@ -164,6 +163,18 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if session is None:
         return []
     return [config.stash[SOURCES_KEY].header_line(session.spec, session.profile.name), *session.header_lines()]
+
+
+def _shown(path: Path | None, config: pytest.Config) -> str:
+    """A file the run read, for the header: package data as `built-in harness/...`, the user's relative to
+    where pytest was started when below it."""
+    if path is None:
+        return "none"
+    shown = shown_path(path)
+    if not shown.startswith("built-in"):
+        with contextlib.suppress(ValueError):
+            return path.absolute().relative_to(config.invocation_params.dir).as_posix()
+    return shown
 
 
 def _quiet_benchmark_under_xdist(config: pytest.Config) -> None:
