@@ -16,7 +16,9 @@ import itertools
 import os
 import re
 import secrets
+import signal
 import string
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,8 @@ from harness.clients.paho import NeedsRawClient
 from harness.errors import HarnessError, ScenarioFileError
 from harness.folders import WORKER_KEY as FOLDERS_KEY
 from harness.folders import user_folders
+from harness.liveness import TargetNotAlive, check_alive
+from harness.preflight import PREFLIGHT_FAILED, preflight
 from harness.report.categories import DEVIATION_PREFIX, INTERMITTENT_PREFIX
 from harness.report.evidence import ScenarioEvidence
 from harness.report.hooks import ReportHooks, apply_baseline
@@ -68,6 +72,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--suite", choices=SUITE_MODES, default="auto",
                     help="the built-in scenario suite: auto (when no path is named and the folder has no scenarios/), "
                          "builtin (always, next to any paths named) or none (default: auto)")
+    group.addoption("--no-preflight", action="store_true", default=False,
+                    help="do not check before the first scenario that the target serves CONNECT and PINGREQ "
+                         "for each protocol version its profile claims (a failed check stops the run, exit code 6)")
     group.addoption("--mqtt-timeout", type=float, default=3.0, metavar="SECONDS",
                     help="how long an expect step waits before it fails (default 3)")
     group.addoption("--report-dir", metavar="DIR", help="write a readable summary of the scenario results here")
@@ -123,6 +130,7 @@ def _target_spec(config: pytest.Config) -> tuple[TargetSpec, str]:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     _default_report_options(config)
+    _interrupt_on_sigterm(config)
     _quiet_benchmark_under_xdist(config)
     _add_builtin_suite(config)
     # A bad scenario file is one collection error; the other files must still run.
@@ -154,6 +162,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = session
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(session, user_folders(config)), "mqtt-harness-xdist")
+    if worker_input is None:  # the controller (or a run without xdist) checks once, before any worker starts
+        config.pluginmanager.register(_Preflight(), "mqtt-harness-preflight")
     config.pluginmanager.register(_ResultLog(config), "mqtt-harness-results")
     config.pluginmanager.register(ReportHooks(config, [session], {spec.name: baseline_sources}), "mqtt-harness-report")
 
@@ -163,6 +173,19 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if session is None:
         return []
     return [config.stash[SOURCES_KEY].header_line(session.spec, session.profile.name), *session.header_lines()]
+
+
+def _interrupt_on_sigterm(config: pytest.Config) -> None:
+    """SIGTERM (a CI time-out, `kill`) ends the run as Ctrl-C does, so pytest unwinds and the brokers the
+    harness launched are stopped and their folders removed; by default Python would die on the spot."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    config.add_cleanup(lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
 
 
 def _shown(path: Path | None, config: pytest.Config) -> str:
@@ -226,6 +249,50 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
         session.stop()
+
+
+class _Preflight:
+    """Checks the target before the first scenario (harness.preflight) and stops the run if it is unusable.
+
+    Under xdist the controller checks at session start, before any worker is set up (it starts the
+    target for them then anyway); without xdist, once the items are known, if any is a scenario, so a
+    run of other tests never starts a broker for nothing."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if _xdist_active(session.config):
+            self._check(session.config, announce=False)  # pytest prints "Exit: <problem>" on stderr
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        if not _xdist_active(session.config) and any(isinstance(item, ScenarioItem) for item in session.items):
+            self._check(session.config, announce=True)
+
+    def _check(self, config: pytest.Config, announce: bool) -> None:
+        if config.option.collectonly or config.getoption("no_preflight"):
+            return
+        problem = preflight(config.stash[SESSION_KEY])
+        if problem is None:
+            return
+        self.stopped = True
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if announce and reporter is not None:
+            reporter.write_line(problem, red=True, bold=True)
+        pytest.exit(problem, returncode=PREFLIGHT_FAILED)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        # The terminal reporter would say the same line again, as "!!! _pytest.outcomes.Exit: ... !!!".
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if self.stopped and getattr(reporter, "_keyboardinterrupt_memo", None) is not None:
+            reporter._keyboardinterrupt_memo = None
+
+
+def _xdist_active(config: pytest.Config) -> bool:
+    return getattr(config.option, "dist", "no") != "no" and not hasattr(config, "workerinput")
 
 
 class _XdistHooks:
@@ -363,6 +430,14 @@ class ScenarioItem(pytest.Item):
                 runner.run()
             except NeedsRawClient as exc:  # paho validated a value away: not a verdict on the broker
                 pytest.skip(f"needs the raw client: {exc}")
+        if self.scenario.rests_on_absence:
+            # A broker that closes every connection passes "a malformed CONNECT is closed": such a pass
+            # counts only if the broker still serves a well-behaved client right after it.
+            problem = check_alive(endpoint.address, self.scenario.protocol, endpoint.accounts.get("default"),
+                                  timeout=self.config.getoption("mqtt_timeout"))
+            if problem is not None:
+                raise TargetNotAlive(f"target {session.spec.name} was not alive right after this scenario, whose "
+                                     f"checks rest on the broker closing or refusing: {problem}")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:  # type: ignore[override]
         error = excinfo.value

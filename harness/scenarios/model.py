@@ -71,6 +71,14 @@ class Scenario:
     clients: tuple[str, ...] = ("raw",)
 
     @property
+    def rests_on_absence(self) -> bool:
+        """Whether a pass may rest on the broker closing, refusing a TLS handshake or accepting a close in
+        place of a packet: a broker that closes everything would pass such a scenario, so the plugin then
+        checks the broker is still alive (harness.liveness). `expect_nothing` needs a PINGRESP: it is not one."""
+        return any(s.kind in ("expect_close", "expect_tls_failure") or (s.kind == "expect" and s.args.get("or_close"))
+                   for s in self.steps)
+
+    @property
     def uses_timer(self) -> bool:
         """Whether the scenario waits on a protocol timer, so its duration is the timer's, not the network's.
 
