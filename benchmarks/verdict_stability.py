@@ -1,6 +1,6 @@
 """Do verdicts move between runs? A reliability measurement, not a test (it takes long).
 
-    python benchmarks/verdict_stability.py [--runs 20] [--select "-m timer"] [--out docs/verdict-stability.md]
+    python benchmarks/verdict_stability.py [--runs 20] [--select "-m timer"] [--keepalive-grace 6] [--out FILE]
 
 Starts an anonymous mosquitto (harness.launch, `allow_anonymous true`, no accounts), then runs the
 built-in suite against it through its bare URL `--runs` times, half at `-n 0` and half at `-n 2`,
@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--select", default="", help="pytest selection options, e.g. '-m timer'")
+    parser.add_argument("--keepalive-grace", type=float, help="the URL's ?keepalive_grace= (default: none, the strict 1 s)")
     parser.add_argument("--out", type=Path, help="also write the table to this Markdown file")
     args = parser.parse_args(argv)
     from harness.launch import launch
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="verdict-stability-") as tmp:
         broker = launch("mosquitto", Path(tmp) / "broker", anonymous=True)
         try:
-            url = broker.url
+            url = broker.url + (f"?keepalive_grace={args.keepalive_grace:g}" if args.keepalive_grace is not None else "")
             for number in range(args.runs):
                 workers = "0" if number % 2 == 0 else "2"
                 results = Path(tmp) / f"run{number}"
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     moved = {nodeid: counts for nodeid, counts in sorted(verdicts.items()) if len(counts) > 1}
     lines = [
         f"Verdict stability, {datetime.date.today().isoformat()}: {args.runs} runs of the built-in suite"
-        f"{' (' + args.select + ')' if args.select else ''} against an anonymous mosquitto by URL, half at -n 0 "
+        f"{' (' + args.select + ')' if args.select else ''} against an anonymous mosquitto by URL"
+        f"{f' with keepalive_grace {args.keepalive_grace:g}' if args.keepalive_grace is not None else ''}, half at -n 0 "
         f"(mean {sum(walls['0']) / max(len(walls['0']), 1):.0f} s) and half at -n 2 "
         f"(mean {sum(walls['2']) / max(len(walls['2']), 1):.0f} s).",
         "",

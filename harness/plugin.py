@@ -75,6 +75,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--no-preflight", action="store_true", default=False,
                     help="do not check before the first scenario that the target serves CONNECT and PINGREQ "
                          "for each protocol version its profile claims (a failed check stops the run, exit code 6)")
+    group.addoption("--keepalive-grace", type=float, default=None, metavar="SECONDS",
+                    help="seconds past a protocol timer (1.5 x Keep Alive, a platform's idle limit) a broker may take "
+                         "to act; overrides the target's keepalive_grace setting (default: the profile's, 1 for strict)")
     group.addoption("--mqtt-timeout", type=float, default=3.0, metavar="SECONDS",
                     help="how long an expect step waits before it fails (default 3)")
     group.addoption("--report-dir", metavar="DIR", help="write a readable summary of the scenario results here")
@@ -124,6 +127,11 @@ def _target_spec(config: pytest.Config) -> tuple[TargetSpec, str]:
            (("ca_file", "ca"), ("cert_file", "cert"), ("key_file", "key"), ("server_name", "server_name"),
             ("min_version", "min_version"), ("insecure", "insecure"))}
     spec.tls.update(check_tls({k: v for k, v in cli.items() if v is not None}, "--tls"))  # command line wins
+    grace = config.getoption("keepalive_grace")
+    if grace is not None:
+        if grace < 0:
+            raise HarnessError(f"--keepalive-grace: expected seconds of 0 or more, got {grace:g}")
+        spec.settings["keepalive_grace"] = grace
     return spec, where
 
 
@@ -430,6 +438,11 @@ class ScenarioItem(pytest.Item):
                 runner.run()
             except NeedsRawClient as exc:  # paho validated a value away: not a verdict on the broker
                 pytest.skip(f"needs the raw client: {exc}")
+            finally:
+                # Where the scenario accepts several outcomes, which one the broker took (summary, Allure, compare).
+                if branch := runner.record.branch():
+                    self.user_properties.append(("branch", branch))
+                    evidence.branch(branch)
         if self.scenario.rests_on_absence:
             # A broker that closes every connection passes "a malformed CONNECT is closed": such a pass
             # counts only if the broker still serves a well-behaved client right after it.
@@ -467,7 +480,8 @@ class _ResultLog:
         verdict, detail = _verdict(report)
         self.results[report.nodeid] = {"verdict": verdict, "title": properties.get("title", ""),
                                        "protocol": properties.get("protocol", ""), "area": properties.get("area", ""),
-                                       "refs": properties.get("refs", ""), "detail": detail}
+                                       "refs": properties.get("refs", ""), "detail": detail,
+                                       **({"branch": properties["branch"]} if properties.get("branch") else {})}
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         directory = self.config.getoption("report_dir")

@@ -41,6 +41,8 @@ def write_summary(directory: Path, target: Any, results: dict[str, dict[str, str
     for nodeid in sorted(results):
         r = results[nodeid]
         detail = _failure_gist(r["detail"]) if r["verdict"] in ("failed", "error") else r["detail"].replace("|", "\\|")
+        if r.get("branch"):  # an either-or scenario: which way the broker went
+            detail = f"took: {r['branch']}" + (f" · {detail}" if detail else "")
         lines.append(f"| `{nodeid}` {r['title']} | {r['protocol']} | {r['verdict']} | {r['refs']} | {detail} |")
     path = directory / "summary.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -39,6 +39,7 @@ _REASON_LINES = ("mismatch:", "broker breaks", "received:", "expected:")
 class Cell:
     status: str
     reason: str = ""
+    branch: str = ""  # a pass of an either-or scenario: which way the broker went (results.json "branch")
 
 
 @dataclass
@@ -56,7 +57,9 @@ class Row:
 
     @property
     def uniform(self) -> bool:
-        return len({c.status for c in self.cells.values()}) <= 1
+        """Every target has the same verdict, and passes took the same branch: brokers that pass an either-or
+        scenario in different ways are a difference too."""
+        return len({(c.status, c.branch) for c in self.cells.values()}) <= 1
 
 
 @dataclass
@@ -147,7 +150,8 @@ def load(directories: list[Path]) -> Comparison:
             area = result.get("area") or key.rsplit("/", 1)[-1].split(".yaml")[0]
             row = rows.setdefault(key, Row(key, result.get("title", ""), area, result.get("protocol", ""), refs))
             status = _status(result)
-            row.cells[name] = Cell(status, "" if status == "pass" else one_line(result, status))
+            row.cells[name] = Cell(status, "" if status == "pass" else one_line(result, status),
+                                   str(result.get("branch", "")) if status == "pass" else "")
     ordered = sorted(rows.values(), key=lambda r: (r.area, r.protocol, r.statement, r.key))
     return Comparison(targets, ordered)
 
@@ -169,9 +173,20 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def markdown(comparison: Comparison, limit: int | None = MARKDOWN_LIMIT) -> str:
-    """The comparison in Markdown, cut to `limit` characters (None: whole, for a committed snapshot)."""
+def _md_cell(cell: Cell) -> str:
+    return SYMBOLS[cell.status] + (f" ({_md(cell.branch)})" if cell.branch else "")
+
+
+def markdown(comparison: Comparison, limit: int | None = MARKDOWN_LIMIT, branches: bool = True) -> str:
+    """The comparison in Markdown, cut to `limit` characters (None: whole, for a committed snapshot).
+
+    `branches`: a pass cell of an either-or scenario names the way the broker went. A committed
+    snapshot leaves them out: it records verdicts, and a broker may take either way from run to run."""
     names = [t.name for t in comparison.targets]
+    if not branches:
+        comparison = Comparison(comparison.targets, [
+            Row(r.key, r.title, r.area, r.protocol, r.refs, {n: Cell(c.status, c.reason) for n, c in r.cells.items()})
+            for r in comparison.rows])
     lines = ["## MQTT conformance: " + " vs ".join(names), ""]
     lines += ["| | " + " | ".join(f"**{n}**" for n in names) + " |", "| --- |" + " --- |" * len(names)]
     lines.append("| version | " + " | ".join(_md(t.version or "not reported") for t in comparison.targets) + " |")
@@ -185,7 +200,7 @@ def markdown(comparison: Comparison, limit: int | None = MARKDOWN_LIMIT) -> str:
     def table(rows: list[Row]) -> list[str]:
         out = ["| area | statement | scenario | " + " | ".join(names) + " |", "| --- | --- | --- |" + " --- |" * len(names)]
         for row in rows:
-            cells = [SYMBOLS[row.cells.get(n, Cell("not run")).status] for n in names]
+            cells = [_md_cell(row.cells.get(n, Cell("not run"))) for n in names]
             out.append(f"| {_md(row.area)} | {_md(row.statement)} | `{_md(row.key)}` | " + " | ".join(cells) + " |")
         return out
 
@@ -259,7 +274,7 @@ def render_html(comparison: Comparison) -> str:
         cells = []
         for name in names:
             cell = row.cells.get(name, Cell("not run"))
-            why = f'<span class="why">{_e(cell.reason)}</span>' if cell.reason else ""
+            why = f'<span class="why">{_e(cell.reason or cell.branch)}</span>' if cell.reason or cell.branch else ""
             cells.append(f'<td class="{cell.status.replace(" ", "-")}" data-target="{_e(name)}" data-status="{_e(cell.status)}">'
                          f"{_e(cell.status)}{why}</td>")
         out.append(f'<tr class="scenario" data-scenario="{_e(row.key)}"><td>{_e(row.title)}<br><code>{_e(row.key)}</code></td>'

@@ -84,6 +84,11 @@ class ScenarioEvidence:
 
     # -- before the run ------------------------------------------------------------------------
 
+    def branch(self, text: str) -> None:
+        """Which way an either-or scenario went: a parameter that does not split the scenario's history."""
+        if self.enabled:
+            allure.dynamic.parameter("branch", text, excluded=True)
+
     def annotate(self) -> None:
         """Title, description, labels, links and severity: the same whether the scenario runs or is skipped."""
         if not self.enabled:

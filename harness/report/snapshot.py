@@ -38,7 +38,7 @@ def snapshot_text(comparison: Comparison, today: datetime.date | None = None) ->
         "reason; a skip is a scenario the target's profile says does not apply. CI reruns this and fails when",
         "a verdict moves (`--check`).",
         "",
-        markdown(comparison, limit=None),
+        markdown(comparison, limit=None, branches=False),
     ])
 
 

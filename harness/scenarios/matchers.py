@@ -32,8 +32,11 @@ def _same(expected: Any, actual: Any) -> bool:
     return expected == actual
 
 
-def mismatches(expected: Any, actual: Any, path: str = "") -> list[str]:
-    """Every difference, as `path: expected X, got Y` lines; empty when it matches."""
+def mismatches(expected: Any, actual: Any, path: str = "", chosen: list[str] | None = None) -> list[str]:
+    """Every difference, as `path: expected X, got Y` lines; empty when it matches.
+
+    `chosen`, when given, collects which way each `{one_of: ...}` went (`reason_code=5`): a scenario
+    that accepts several outcomes says which one the broker took."""
     label = path or "value"
     if is_operator(expected):
         (operator, operand), = expected.items()
@@ -42,6 +45,8 @@ def mismatches(expected: Any, actual: Any, path: str = "") -> list[str]:
         if operator == "one_of" and actual is _MISSING:
             # `{one_of: [..., {absent: true}]}`: a field the server may leave out.
             if any(not mismatches(option, actual, path) for option in operand):
+                if chosen is not None:
+                    chosen.append(f"{label} absent")
                 return []
             return [f"{label}: expected one of {operand!r}, but it is absent"]
         if actual is _MISSING:
@@ -50,6 +55,8 @@ def mismatches(expected: Any, actual: Any, path: str = "") -> list[str]:
             return []
         if operator == "one_of":
             if any(not mismatches(option, actual, path) for option in operand):
+                if chosen is not None:
+                    chosen.append(f"{label}={value_text(actual)}")
                 return []
             return [f"{label}: expected one of {operand!r}, got {actual!r}"]
         if operator == "json":
@@ -57,7 +64,7 @@ def mismatches(expected: Any, actual: Any, path: str = "") -> list[str]:
                 parsed = json.loads(bytes(actual) if isinstance(actual, bytes | bytearray) else actual)
             except (TypeError, ValueError):
                 return [f"{label}: expected JSON, got {actual!r}"]
-            return mismatches(operand, parsed, path)
+            return mismatches(operand, parsed, path, chosen)
         if operator == "not":
             return [f"{label}: expected anything but {operand!r}, got {actual!r}"] if not mismatches(operand, actual, path) else []
     if actual is _MISSING:
@@ -67,14 +74,24 @@ def mismatches(expected: Any, actual: Any, path: str = "") -> list[str]:
             return [f"{label}: expected a mapping {expected!r}, got {actual!r}"]
         problems: list[str] = []
         for key, inner in expected.items():
-            problems += mismatches(inner, actual.get(key, _MISSING), f"{path}.{key}" if path else str(key))
+            problems += mismatches(inner, actual.get(key, _MISSING), f"{path}.{key}" if path else str(key), chosen)
         return problems
     if isinstance(expected, list) and isinstance(actual, list | tuple) and len(expected) == len(actual):
         problems = []
         for index, (e, a) in enumerate(zip(expected, actual, strict=True)):
-            problems += mismatches(e, a, f"{label}[{index}]")
+            problems += mismatches(e, a, f"{label}[{index}]", chosen)
         return problems
     return [] if _same(expected, actual) else [f"{label}: expected {expected!r}, got {actual!r}"]
+
+
+def value_text(value: Any) -> str:
+    """A received value, short: reason codes of 0x80 and above in hex, as the specification writes them."""
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(value_text(v) for v in value) + "]"
+    if isinstance(value, bool) or not isinstance(value, int):
+        text = repr(bytes(value)) if isinstance(value, bytearray) else repr(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+    return f"0x{value:02X}" if value >= 0x80 else str(value)
 
 
 def describe_expected(expected: Mapping[str, Any]) -> str:

@@ -27,7 +27,7 @@ from harness.clients import (
     open_transport,
 )
 from harness.clients.events import Event
-from harness.scenarios.matchers import describe_expected, mismatches
+from harness.scenarios.matchers import describe_expected, mismatches, value_text
 from harness.scenarios.model import Scenario, Step
 from harness.scenarios.values import UnresolvableValue, Variables, parse_hex, resolve
 from harness.wire import (
@@ -45,10 +45,22 @@ from harness.wire import (
 
 # How long the cleanup after a run waits for the broker to show it cleared the run's retained messages.
 CLEANUP_WAIT_S = 1.0
+# A timer (Keep Alive, a platform idle limit) that the broker missed by less than this is measured again.
+BORDERLINE_S = 0.5
+# How long past a timer's limit the runner keeps waiting, to say when the broker did act (at least 2 s).
+MEASURE_PAST_LIMIT_S = 2.0
 
 
 class ScenarioFailed(AssertionError):
     """The broker did not behave as the scenario expects."""
+
+
+class TimerBorderline(ScenarioFailed):
+    """A timer verdict within BORDERLINE_S of its limit: the runner measures once more before it counts."""
+
+    def __init__(self, text: str, measured: str) -> None:
+        super().__init__(text)
+        self.measured = measured
 
 
 class SetupFailed(Exception):
@@ -83,6 +95,7 @@ class StepRecord:
     sent: list[bytes] = field(default_factory=list)
     started: float = 0.0  # time.monotonic() when the step began and ended, for report timelines
     stopped: float = 0.0
+    branch: list[str] = field(default_factory=list)  # which way an either-or expectation went
 
 
 @dataclass
@@ -92,6 +105,12 @@ class RunRecord:
     steps: list[StepRecord] = field(default_factory=list)
     clients: dict[str, RawClient] = field(default_factory=dict)
     opened: dict[str, float] = field(default_factory=dict)  # connection -> time.monotonic() when it was opened
+
+    def branch(self) -> str:
+        """Which way the broker went where the scenario accepts several outcomes (`{one_of: ...}`, `or_close`,
+        `may_send`), step by step: `step 2 CONNACK reason_code=5`; empty when it accepts only one."""
+        return "; ".join(f"step {number} {'; '.join(record.branch)}"
+                         for number, record in enumerate(self.steps, start=1) if record.branch)
 
 
 class ScenarioRunner:
@@ -112,30 +131,24 @@ class ScenarioRunner:
         self.closed_seen: set[str] = set()
         # Topics this run published a retained message to: cleared once it is over (_clear_retained).
         self.retained_topics: list[Any] = []
+        # A timer verdict measured twice (TimerBorderline): what the first, borderline, measurement was.
+        self.remeasured: str | None = None
 
     # -- driving -------------------------------------------------------------------------------
 
     def run(self) -> RunRecord:
         try:
-            for number, step in enumerate(self.scenario.steps, start=1):
-                record = StepRecord(step, started=time.monotonic())
-                self.record.steps.append(record)
+            try:
+                self._run_steps()
+            except TimerBorderline as first:
+                # Scheduling jitter on a loaded machine is not the broker's: measure once more, on fresh
+                # connections and a fresh ClientId. The second measurement is the verdict.
+                self._start_over()
                 try:
-                    getattr(self, f"_step_{step.kind}")(step, record)
-                    record.stopped = time.monotonic()
-                except ScenarioFailed as failure:
-                    record.outcome, record.detail = "failed", str(failure)
-                    raise ScenarioFailed(self._failure_text(number, step, str(failure))) from None
-                except (SetupFailed, UnresolvableValue) as problem:
-                    record.outcome, record.detail = "failed", str(problem)
-                    raise SetupFailed(f"step {number} (line {step.line}) {step.kind}: {problem}") from None
-                except (TypeError, ValueError, OverflowError, struct.error) as problem:
-                    # A value the codec cannot encode (text where a number belongs, a packet id of
-                    # 70000): the scenario file's fault, reported as one line like any bad value.
-                    record.outcome, record.detail = "failed", str(problem)
-                    raise SetupFailed(
-                        f"step {number} (line {step.line}) {step.kind}: cannot encode: {type(problem).__name__}: {problem}"
-                    ) from None
+                    self._run_steps()
+                except ScenarioFailed as second:
+                    raise ScenarioFailed(f"{second}\nmeasured twice: the first run was borderline too ({first.measured})") from None
+                self.remeasured = first.measured
         finally:
             if self.record.steps and not self.record.steps[-1].stopped:
                 self.record.steps[-1].stopped = time.monotonic()
@@ -144,6 +157,40 @@ class ScenarioRunner:
             if self.retained_topics:
                 self._clear_retained()
         return self.record
+
+    def _start_over(self) -> None:
+        """Fresh connections and ClientId for a second measurement; the first run's stay in the record (evidence)."""
+        for name in list(self.record.clients):
+            self.record.clients[name].close()
+            self.record.clients[f"{name}-first"] = self.record.clients.pop(name)
+            self.record.opened[f"{name}-first"] = self.record.opened.pop(name, 0.0)
+        self.closed_seen.clear()
+        self.variables.saved.clear()
+        self.variables.cid = self.variables.cid[:22] + "m"
+
+    def _run_steps(self) -> None:
+        for number, step in enumerate(self.scenario.steps, start=1):
+            record = StepRecord(step, started=time.monotonic())
+            self.record.steps.append(record)
+            try:
+                getattr(self, f"_step_{step.kind}")(step, record)
+                record.stopped = time.monotonic()
+            except ScenarioFailed as failure:
+                record.outcome, record.detail = "failed", str(failure)
+                text = self._failure_text(number, step, str(failure))
+                if isinstance(failure, TimerBorderline):
+                    raise TimerBorderline(text, failure.measured) from None
+                raise ScenarioFailed(text) from None
+            except (SetupFailed, UnresolvableValue) as problem:
+                record.outcome, record.detail = "failed", str(problem)
+                raise SetupFailed(f"step {number} (line {step.line}) {step.kind}: {problem}") from None
+            except (TypeError, ValueError, OverflowError, struct.error) as problem:
+                # A value the codec cannot encode (text where a number belongs, a packet id of
+                # 70000): the scenario file's fault, reported as one line like any bad value.
+                record.outcome, record.detail = "failed", str(problem)
+                raise SetupFailed(
+                    f"step {number} (line {step.line}) {step.kind}: cannot encode: {type(problem).__name__}: {problem}"
+                ) from None
 
     def _clear_retained(self) -> None:
         """Clear the retained messages this run published, once it is over (passed or not), and wait until the
@@ -399,15 +446,20 @@ class ScenarioRunner:
             if event is None:
                 raise ScenarioFailed(f"expected: {wanted}\nreceived: nothing within {timeout:g} s")
             if or_close and isinstance(event, Closed):
+                record.branch.append(f"closed instead of {str(expected.get('packet', 'the packet')).upper()}")
                 return None
             decoded = self._packet_or_fail(event, wanted, allowed or set())
             record.received.append(decoded)
-            problems = _match_packet(expected, decoded)
+            chosen: list[str] = []
+            problems = _match_packet(expected, decoded, chosen)
             if not problems:
+                if chosen or or_close:
+                    record.branch.append(" ".join([decoded.packet.TYPE.name, *chosen[:1]]) + "".join(f", {c}" for c in chosen[1:]))
                 return decoded
             index = next((i for i, matcher in enumerate(optional) if not _match_packet(matcher, decoded)), None)
             if index is None:
                 raise ScenarioFailed(f"expected: {wanted}\n{_received_text(decoded, self.scenario.protocol)}\nmismatch: " + "; ".join(problems))
+            record.branch.append(f"first {_short(decoded, self.scenario.protocol)}")
             del optional[index]  # each allowed packet may come once
 
     def _packet_or_fail(self, event: Event, wanted: str, allowed: set[str]) -> Decoded:
@@ -453,28 +505,42 @@ class ScenarioRunner:
         came: list[str] = []  # what may_send accepted, named when a later packet breaks the step
         if step.on in self.closed_seen:
             return  # an earlier expect accepted the close (or_close): it is the close this step expects
+        # A timer (Keep Alive, an idle limit): the limit, in words, and a bounded wait past it to say
+        # when the broker did close.
+        rule = ("1.5 x Keep Alive + the target's keepalive_grace" if "keepalive" in args
+                else f"setting {args['idle_setting']} + keepalive_grace" if "idle_setting" in args else "")
+        past = max(MEASURE_PAST_LIMIT_S, grace) if rule else 0.0
         started = time.monotonic()
-        deadline = started + timeout
+        deadline = started + timeout + past
         while True:
             event = client.next_event(max(deadline - time.monotonic(), 0))
             if event is None:
-                raise ScenarioFailed(f"expected: the broker closes the connection\nreceived: still open after {timeout:g} s"
-                                     + (" (1.5 x Keep Alive + the target's keepalive_grace)" if "keepalive" in args else "")
-                                     + (f" (setting {args['idle_setting']} + keepalive_grace)" if "idle_setting" in args else ""))
+                raise ScenarioFailed(f"expected: the broker closes the connection within {timeout:g} s"
+                                     + (f" ({rule})" if rule else "")
+                                     + f"\nreceived: still open after {timeout + past:g} s")
             if isinstance(event, Closed):
                 elapsed = time.monotonic() - started
                 if not_before is not None and elapsed < float(not_before):
-                    raise ScenarioFailed(
-                        f"expected: the connection stays open for at least {not_before} s\n"
-                        f"received: closed after {elapsed:.2f} s ({event.how})"
-                    )
+                    text = (f"expected: the connection stays open for at least {not_before} s\n"
+                            f"received: closed after {elapsed:.2f} s ({event.how}), {float(not_before) - elapsed:.2f} s early")
+                    if rule and float(not_before) - elapsed <= BORDERLINE_S:
+                        raise TimerBorderline(text, f"closed after {elapsed:.2f} s, not before {not_before} s")
+                    raise ScenarioFailed(text)
+                if rule and elapsed > timeout:
+                    text = (f"expected: the broker closes the connection within {timeout:g} s ({rule})\n"
+                            f"received: closed after {elapsed:.2f} s ({event.how}), {elapsed - timeout:.2f} s late")
+                    if elapsed - timeout <= BORDERLINE_S:
+                        raise TimerBorderline(text, f"closed after {elapsed:.2f} s, limit {timeout:g} s")
+                    raise ScenarioFailed(text)
+                if args.get("may_send"):
+                    record.branch.append(f"closed after {', '.join(came)}" if came else "closed with nothing before")
                 return
             decoded = self._packet_or_fail(event, f"close (before it: {allowed_text})", set())
             record.received.append(decoded)
             for index, matcher in enumerate(may_send):
                 if not _match_packet(matcher, decoded):
                     del may_send[index]  # each allowed packet may come once
-                    came.append(describe(decoded.packet, self.scenario.protocol))
+                    came.append(_short(decoded, self.scenario.protocol))
                     break
             else:
                 already = f"; it came: {', '.join(came)}" if came else ""
@@ -501,11 +567,21 @@ class ScenarioRunner:
             decoded = self._packet_or_fail(event, wanted, set())
             record.received.append(decoded)
             if decoded.packet.TYPE.name == "PINGRESP":
+                if step.args.get("may_send") and not record.branch:
+                    record.branch.append("nothing came")
                 return
             index = next((i for i, matcher in enumerate(optional) if not _match_packet(matcher, decoded)), None)
             if index is None:
                 raise ScenarioFailed(f"expected: {wanted}\n{_received_text(decoded, self.scenario.protocol)}")
+            record.branch.append(f"got {_short(decoded, self.scenario.protocol)}")
             del optional[index]
+
+
+def _short(decoded: Decoded, version: Version) -> str:
+    """A received packet in a few words, for a branch: its type and reason code(s)."""
+    fields = packet_fields(decoded.packet)
+    codes = [f"{name}={value_text(fields[name])}" for name in ("reason_code", "reason_codes") if name in fields]
+    return " ".join([decoded.packet.TYPE.name, *codes]) if codes else decoded.packet.TYPE.name
 
 
 def _framing(args: dict[str, Any]) -> dict[str, Any]:
@@ -519,13 +595,13 @@ def _framing(args: dict[str, Any]) -> dict[str, Any]:
     return framing
 
 
-def _match_packet(expected: Mapping[str, Any], decoded: Decoded) -> list[str]:
+def _match_packet(expected: Mapping[str, Any], decoded: Decoded, chosen: list[str] | None = None) -> list[str]:
     kind = str(expected.get("packet", "")).lower()
     actual_kind = decoded.packet.TYPE.name.lower()
     if kind and kind != actual_kind:
         return [f"packet: expected {kind.upper()}, got {actual_kind.upper()}"]
     fields = {k: v for k, v in expected.items() if k not in ("packet", "flags")}
-    problems = mismatches(fields, packet_fields(decoded.packet))
+    problems = mismatches(fields, packet_fields(decoded.packet), chosen=chosen)
     if "flags" in expected:
         problems += mismatches(expected["flags"], decoded.flags, "flags")
     return problems

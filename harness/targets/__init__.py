@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from harness.clients import Address, TlsMaterial, TlsOptions, parse_address
 from harness.clients.tls import TLS_VERSIONS
@@ -144,10 +144,30 @@ def redact_url(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
+# Settings a --broker URL may carry in its query (`mqtt://host:1883?keepalive_grace=6`), with their type.
+URL_SETTINGS = {"keepalive_grace": float}
+
+
 def target_from_url(url: str) -> TargetSpec:
+    url, settings = _url_settings(url)
     address, account = parse_endpoint_url(url, "--broker")
-    return TargetSpec(name=f"{address.host}:{address.port}", source="--broker", url=url,
+    return TargetSpec(name=f"{address.host}:{address.port}", source="--broker", url=url, settings=settings,
                       accounts={"default": account} if account else {}, endpoints={address.transport: url})
+
+
+def _url_settings(url: str) -> tuple[str, dict[str, Any]]:
+    """The URL without the query parameters that are settings, and those settings."""
+    parts = urlsplit(url)
+    kept, settings = [], {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name not in URL_SETTINGS:
+            kept.append((name, value))
+            continue
+        try:
+            settings[name] = URL_SETTINGS[name](value)
+        except ValueError:
+            raise HarnessError(f"--broker: {name}={value!r} in the URL is not a number") from None
+    return parts._replace(query=urlencode(kept)).geturl(), settings
 
 
 def account_capabilities(accounts: Mapping[str, Account]) -> dict[str, bool]:

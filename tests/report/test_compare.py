@@ -269,3 +269,49 @@ def test_run_into_an_absolute_folder_runs_what_a_plain_pytest_here_runs(pytester
     assert "--report-dir=" in capfd.readouterr().out
     verdicts = json.loads((results / "reference" / "results.json").read_text())
     assert list(verdicts["results"]) == ["scenarios/mqtt311/connect.yaml::accepted"]
+
+
+def test_passes_that_took_different_branches_are_a_difference(tmp_path) -> None:
+    from harness.report.snapshot import snapshot_text
+
+    runs = []
+    for target, branch in (("alpha", "step 2 CONNACK reason_code=4"), ("beta", "step 2 CONNACK reason_code=5")):
+        directory = run_dir(tmp_path, target, {"scenarios/connect.yaml::refuse": ("passed", "")})
+        document = json.loads((directory / "results.json").read_text())
+        document["results"]["scenarios/connect.yaml::refuse"]["branch"] = branch
+        (directory / "results.json").write_text(json.dumps(document))
+        runs.append(directory)
+    comparison = load(runs)
+    assert not comparison.rows[0].uniform
+    text = markdown(comparison)
+    assert "### Differences and failures (1 of 1 scenarios)" in text
+    assert "| ✅ pass (step 2 CONNACK reason_code=4) | ✅ pass (step 2 CONNACK reason_code=5) |" in text
+    # The committed snapshot records verdicts only: a broker may take either branch from run to run.
+    snapshot = snapshot_text(comparison)
+    assert "reason_code=4" not in snapshot and "Every scenario has the same verdict" in snapshot
+
+
+EITHER_OR = """
+defaults: {protocol: "3.1.1", area: connect}
+scenarios:
+  - id: either-or
+    title: A wrong password gets CONNACK 4 or 5
+    refs: [MQTT-3.2.2-5]
+    requires: [auth]
+    steps:
+      - connect: {password: "wrong${random:6}"}
+      - expect: {packet: connack, reason_code: {one_of: [4, 5]}, session_present: false}
+      - expect_close:
+"""
+
+
+def test_a_run_records_the_branch_in_results_summary_and_allure(pytester) -> None:
+    write_tree(pytester, {"mqtt311/connect.yaml": EITHER_OR}, "targets:\n  reference:\n    launch: reference\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--report-dir", "reports")
+    result.assert_outcomes(passed=1)
+    verdict = json.loads((pytester.path / "reports" / "results.json").read_text())["results"]
+    assert verdict["scenarios/mqtt311/connect.yaml::either-or"]["branch"] == "step 2 CONNACK reason_code=4"
+    assert "took: step 2 CONNACK reason_code=4" in (pytester.path / "reports" / "summary.md").read_text()
+    allure = [json.loads(p.read_text()) for p in (pytester.path / "reports" / "allure-results").glob("*-result.json")]
+    branch = [p for p in allure[0]["parameters"] if p["name"] == "branch"]
+    assert len(branch) == 1 and "step 2 CONNACK reason_code=4" in branch[0]["value"] and branch[0].get("excluded"), branch

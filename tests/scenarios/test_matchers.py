@@ -54,3 +54,14 @@ def test_lists_compare_item_by_item():
 
 def test_describe_expected_reads_like_a_packet():
     assert describe_expected({"packet": "connack", "reason_code": {"one_of": [4, 5]}}) == "CONNACK reason_code=one of [4, 5]"
+
+
+def test_chosen_says_which_way_each_one_of_went() -> None:
+    chosen: list[str] = []
+    expected = {"reason_code": {"one_of": [4, 5]}, "session_present": False,
+                "reason_codes": [1, {"one_of": [0x87, 0x80]}], "reason_string": {"one_of": [{"any": True}, {"absent": True}]}}
+    assert mismatches(expected, {"reason_code": 5, "session_present": False, "reason_codes": [1, 0x87]}, chosen=chosen) == []
+    assert chosen == ["reason_code=5", "reason_codes[1]=0x87", "reason_string absent"]
+    chosen.clear()
+    assert mismatches({"reason_code": {"one_of": [4, 5]}}, {"reason_code": 0}, chosen=chosen)
+    assert chosen == []  # a mismatch took no branch

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.preflight import PREFLIGHT_FAILED
+
 pytest_plugins = ["pytester"]
 
 GOOD = """
@@ -115,12 +117,36 @@ def test_a_recorded_deviation_is_an_expected_failure_and_must_keep_failing(pytes
     result.stdout.fnmatch_lines(["*[[]XPASS(strict)[]]*wrongly recorded*"])
 
 
-def test_unreachable_broker_is_a_one_line_setup_error_per_scenario(pytester):
+def test_unreachable_broker_is_said_once_by_the_preflight(pytester):
     _write(pytester, {"mqtt311/connect.yaml": GOOD})
     result = pytester.runpytest("-p", "no:cacheprovider", "--broker", "mqtt://127.0.0.1:1")
+    assert result.ret == PREFLIGHT_FAILED
+    result.stdout.fnmatch_lines(["preflight: target 127.0.0.1:1 is not usable: broker mqtt://127.0.0.1:1 unreachable: "
+                                 "Connection refused", "*no tests ran*"])
+    assert "Traceback" not in result.stdout.str() and result.stdout.str().count("Connection refused") == 1
+
+
+def test_without_the_preflight_an_unreachable_broker_is_a_one_line_setup_error_per_scenario(pytester):
+    _write(pytester, {"mqtt311/connect.yaml": GOOD})
+    result = pytester.runpytest("-p", "no:cacheprovider", "--broker", "mqtt://127.0.0.1:1", "--no-preflight")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*setup error: broker mqtt://127.0.0.1:1 unreachable: Connection refused*"])
     assert "Traceback" not in result.stdout.str()
+
+
+def test_keepalive_grace_comes_from_the_option_or_the_url(pytester):
+    from harness.targets import target_from_url
+
+    spec = target_from_url("mqtt://user:pw@broker.example:1883?keepalive_grace=6")
+    assert spec.settings == {"keepalive_grace": 6.0} and spec.url == "mqtt://user:pw@broker.example:1883"
+    assert target_from_url("ws://broker.example/mqtt?a=b").endpoints == {"ws": "ws://broker.example/mqtt?a=b"}
+    _write(pytester, {"mqtt311/connect.yaml": GOOD})
+    bad = pytester.runpytest("-p", "no:cacheprovider", "--broker", "mqtt://127.0.0.1:1?keepalive_grace=soon")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*--broker: keepalive_grace='soon' in the URL is not a number*"])
+    negative = pytester.runpytest("-p", "no:cacheprovider", "--keepalive-grace", "-1")
+    assert negative.ret == pytest.ExitCode.USAGE_ERROR
+    negative.stderr.fnmatch_lines(["*--keepalive-grace: expected seconds of 0 or more, got -1*"])
 
 
 def test_unknown_target_is_a_usage_error(pytester):

@@ -111,7 +111,13 @@ def test_transport_all_makes_one_item_per_endpoint(pytester: pytest.Pytester, mo
 
 def test_without_the_ca_a_tls_run_is_a_clear_setup_error(pytester: pytest.Pytester, mosquitto: RunningBroker) -> None:
     _write(pytester, _remote(mosquitto, ca=False))
-    result = pytester.runpytest("-p", "no:cacheprovider", "--transport", "tls", "-k", "accepted")
+    # The preflight says it once, before any scenario (exit code 6) ...
+    stopped = pytester.runpytest("-p", "no:cacheprovider", "--transport", "tls", "-k", "accepted")
+    assert stopped.ret == 6
+    stopped.stdout.fnmatch_lines(["preflight: target m is not usable: mqtts://127.0.0.1:*: TLS handshake failed: "
+                                  "certificate verify failed: * [[]unknown_ca[]]"])
+    # ... and without it, each scenario is a setup error saying why.
+    result = pytester.runpytest("-p", "no:cacheprovider", "--transport", "tls", "-k", "accepted", "--no-preflight")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*setup error: step 1 (line *) connected: cannot open mqtts://127.0.0.1:*: "
                                  "TLS handshake failed: certificate verify failed: * [[]unknown_ca[]]*"])

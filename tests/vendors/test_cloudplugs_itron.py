@@ -243,7 +243,7 @@ def test_idle_setting_close(tmp_path: Path, personality: str, passes: bool) -> N
             waited = runner.record.steps[-1].stopped - runner.record.steps[-1].started
             assert 0.5 <= waited <= 2.0
         else:
-            with pytest.raises(ScenarioFailed, match="still open after 2 s .setting idle_timeout"):
+            with pytest.raises(ScenarioFailed, match=r"within 2 s \(setting idle_timeout \+ keepalive_grace\)\nreceived: still open after 4 s"):
                 runner.run()
         with pytest.raises(SetupFailed, match="no numeric setting 'nope'"):
             ScenarioRunner(_idle_scenario(tmp_path, "nope"), endpoint, "idle2").run()
