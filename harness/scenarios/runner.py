@@ -416,12 +416,13 @@ class ScenarioRunner:
 
     def _step_expect(self, step: Step, record: StepRecord) -> None:
         args = self._resolve(step.args)
+        timed = "timeout" in args  # a step's own timeout waits on a timer the specification sets (a will delay, an expiry)
         timeout = float(args.pop("timeout", self.timeout))
         save = args.pop("save", {}) or {}
         allowed = set(args.pop("allow_findings", []) or [])
         may_send = list(args.pop("may_send", []) or [])
         or_close = bool(args.pop("or_close", False))
-        decoded = self._expect_packet(step, record, args, timeout, allowed, may_send, or_close)
+        decoded = self._expect_packet(step, record, args, timeout, allowed, may_send, or_close, timed=timed)
         if decoded is None:  # or_close: the broker closed instead, which the step allows; nothing to save
             self.closed_seen.add(step.on)  # a later expect_close on it passes
             return
@@ -431,20 +432,26 @@ class ScenarioRunner:
 
     def _expect_packet(
         self, step: Step, record: StepRecord, expected: Mapping[str, Any], timeout: float, allowed: set[str] | None = None,
-        may_send: list[Mapping[str, Any]] | None = None, or_close: bool = False,
+        may_send: list[Mapping[str, Any]] | None = None, or_close: bool = False, timed: bool = False,
     ) -> Decoded | None:
         """The next packet matches `expected`. Packets matching an entry of `may_send` may come first
-        (each entry once); with `or_close` a close instead of the packet is accepted (returns None)."""
+        (each entry once); with `or_close` a close instead of the packet is accepted (returns None).
+
+        `timed`: the wait is a protocol timer's: past `timeout` the step keeps watching a bounded while,
+        so a late packet is named with when it came, and one within BORDERLINE_S is measured again."""
         client = self._client(step, open_if_needed=False)
         optional = list(may_send or [])
         wanted = describe_expected(expected) + (" (or the broker closes the connection)" if or_close else "")
         if optional:
             wanted += " (before it, may come: " + " or ".join(describe_expected(m) for m in optional) + ")"
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        past = MEASURE_PAST_LIMIT_S if timed else 0.0
+        deadline = started + timeout + past
         while True:
             event = client.next_event(max(deadline - time.monotonic(), 0))
             if event is None:
-                raise ScenarioFailed(f"expected: {wanted}\nreceived: nothing within {timeout:g} s")
+                raise ScenarioFailed(f"expected: {wanted}\nreceived: nothing within {timeout + past:g} s"
+                                     + (f" (the limit is {timeout:g} s)" if past else ""))
             if or_close and isinstance(event, Closed):
                 record.branch.append(f"closed instead of {str(expected.get('packet', 'the packet')).upper()}")
                 return None
@@ -452,6 +459,13 @@ class ScenarioRunner:
             record.received.append(decoded)
             chosen: list[str] = []
             problems = _match_packet(expected, decoded, chosen)
+            late = time.monotonic() - started - timeout
+            if not problems and late > 0 and timed:
+                text = (f"expected: {wanted} within {timeout:g} s\n{_received_text(decoded, self.scenario.protocol)}\n"
+                        f"it came after {timeout + late:.2f} s, {late:.2f} s late")
+                if late <= BORDERLINE_S:
+                    raise TimerBorderline(text, f"came after {timeout + late:.2f} s, limit {timeout:g} s")
+                raise ScenarioFailed(text)
             if not problems:
                 if chosen or or_close:
                     record.branch.append(" ".join([decoded.packet.TYPE.name, *chosen[:1]]) + "".join(f", {c}" for c in chosen[1:]))

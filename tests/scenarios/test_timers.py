@@ -32,10 +32,11 @@ scenarios:
 
 
 class ClosingBroker:
-    """CONNACK 0 to each connection, then a close after the next of `delays` (seconds)."""
+    """CONNACK 0 to each connection, then after the next of `delays` (seconds) `then` (bytes) and a close."""
 
-    def __init__(self, delays: list[float]) -> None:
+    def __init__(self, delays: list[float], then: bytes = b"") -> None:
         self.delays = list(delays)
+        self.then = then
         self.connections = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -51,13 +52,15 @@ class ClosingBroker:
             self.connections += 1
             threading.Thread(target=self._handle, args=(conn, delay), daemon=True).start()
 
-    @staticmethod
-    def _handle(conn: socket.socket, delay: float) -> None:
+    def _handle(self, conn: socket.socket, delay: float) -> None:
         with conn:
             conn.recv(1024)
             started = time.monotonic()
             conn.sendall(bytes([0x20, 0x02, 0x00, 0x00]))
             time.sleep(max(0.0, delay - (time.monotonic() - started)))
+            if self.then:
+                conn.sendall(self.then)
+                time.sleep(0.5)
 
     def close(self) -> None:
         self._listener.close()
@@ -75,8 +78,8 @@ def scenario(tmp_path: Path):
 def broker_with() -> Iterator:
     made: list[ClosingBroker] = []
 
-    def make(*delays: float) -> ClosingBroker:
-        made.append(ClosingBroker(list(delays)))
+    def make(*delays: float, then: bytes = b"") -> ClosingBroker:
+        made.append(ClosingBroker(list(delays), then))
         return made[-1]
 
     yield make
@@ -132,4 +135,45 @@ def test_a_clearly_early_close_fails_at_once(scenario, broker_with) -> None:
     broker = broker_with(0.2)
     with pytest.raises(ScenarioFailed, match=r"stays open for at least 1\.0 s\nreceived: closed after 0\.\d\d s \(fin\), 0\.\d\d s early"):
         _run(scenario, broker)
+    assert broker.connections == 1
+
+
+TIMED_MESSAGE = """
+defaults: {protocol: "3.1.1", area: will}
+scenarios:
+  - id: delayed-message
+    title: A message the broker sends when a timer runs out arrives within its limit
+    refs: [MQTT-3.1.2-8]
+    steps:
+      - connect: {keep_alive: 0}
+      - expect: {packet: connack, reason_code: 0}
+      - expect: {packet: publish, topic: t, payload: late, timeout: 1}
+"""
+# PUBLISH QoS 0 topic "t" payload "late"
+LATE_PUBLISH = bytes([0x30, 0x07, 0x00, 0x01]) + b"t" + b"late"
+
+
+@pytest.fixture
+def timed_message(tmp_path: Path):
+    path = tmp_path / "scenarios" / "will.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(TIMED_MESSAGE)
+    return load_scenarios(path)[0]
+
+
+def test_a_timed_message_inside_its_limit_passes(timed_message, broker_with) -> None:
+    broker = broker_with(0.4, then=LATE_PUBLISH)
+    assert _run(timed_message, broker).remeasured is None and broker.connections == 1
+
+
+def test_a_borderline_late_message_is_measured_again(timed_message, broker_with) -> None:
+    broker = broker_with(1 + BORDERLINE_S / 2, 0.4, then=LATE_PUBLISH)
+    runner = _run(timed_message, broker)
+    assert broker.connections == 2 and runner.remeasured is not None and "limit 1 s" in runner.remeasured
+
+
+def test_a_clearly_late_message_fails_naming_when_it_came(timed_message, broker_with) -> None:
+    broker = broker_with(2.2, then=LATE_PUBLISH)
+    with pytest.raises(ScenarioFailed, match=r"within 1 s\nreceived: PUBLISH .*\n(.*\n)*it came after 2\.\d\d s, 1\.\d\d s late"):
+        _run(timed_message, broker)
     assert broker.connections == 1
