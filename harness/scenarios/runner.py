@@ -105,12 +105,14 @@ class RunRecord:
     steps: list[StepRecord] = field(default_factory=list)
     clients: dict[str, RawClient] = field(default_factory=dict)
     opened: dict[str, float] = field(default_factory=dict)  # connection -> time.monotonic() when it was opened
+    attempt_start: int = 0  # index in `steps` where the last attempt began (a timer measured twice runs twice)
 
     def branch(self) -> str:
         """Which way the broker went where the scenario accepts several outcomes (`{one_of: ...}`, `or_close`,
         `may_send`), step by step: `step 2 CONNACK reason_code=5`; empty when it accepts only one."""
+        attempt = self.steps[self.attempt_start:]
         return "; ".join(f"step {number} {'; '.join(record.branch)}"
-                         for number, record in enumerate(self.steps, start=1) if record.branch)
+                         for number, record in enumerate(attempt, start=1) if record.branch)
 
 
 class ScenarioRunner:
@@ -166,6 +168,7 @@ class ScenarioRunner:
             self.record.opened[f"{name}-first"] = self.record.opened.pop(name, 0.0)
         self.closed_seen.clear()
         self.variables.saved.clear()
+        self.record.attempt_start = len(self.record.steps)
         self.variables.cid = self.variables.cid[:22] + "m"
 
     def _run_steps(self) -> None:

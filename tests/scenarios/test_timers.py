@@ -106,6 +106,7 @@ def test_a_borderline_late_close_is_measured_again_and_the_second_measurement_co
     assert broker.connections == 2
     assert runner.remeasured is not None and runner.remeasured.startswith("closed after 2.")
     assert "limit 2.5 s" in runner.remeasured
+    assert runner.record.attempt_start == 3 and len(runner.record.steps) == 6  # both attempts are evidence
 
 
 def test_borderline_twice_fails_naming_both_measurements(scenario, broker_with) -> None:
