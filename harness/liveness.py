@@ -79,17 +79,17 @@ def _answer(client: RawClient, wanted: type, after: str, deadline: float, timeou
     name = wanted.__name__.upper()
     event = client.next_event(max(0.0, deadline - time.monotonic()))
     if event is None:
-        return f"no {name} within {timeout:g} s of {after}" + _received(client, " (received only: {})", "")
+        return f"no {name} within {timeout:g} s of {after}" + _received(client, " (received only: {})")
     if isinstance(event, Closed):
         how = "reset the connection" if event.how == "reset" else "closed the connection"
-        return f"{how} after {after} instead of answering {name}" + _received(client, " (having sent: {})", "")
+        return f"{how} after {after} instead of answering {name}" + _received(client, " (having sent: {})")
     if isinstance(event, StreamMalformed):
         return (f"answered {after} with bytes that do not decode ({event.malformed.finding.message}): "
                 f"{_hex(event.malformed.raw)}")
     assert isinstance(event, PacketReceived)
     packet = event.decoded.packet
     if isinstance(packet, Publish):
-        return f"sent {describe(packet, version)} to a client that subscribed to nothing ({_hex(event.decoded.raw)})"
+        return _unsolicited(event, version)
     if not isinstance(packet, wanted):
         return f"answered {after} with {describe(packet, version)} instead of {name} ({_hex(event.decoded.raw)})"
     if isinstance(packet, Connack) and packet.reason_code != 0:
@@ -106,10 +106,13 @@ def _silence(client: RawClient, quiet: float, version: Version) -> str | None:
     if isinstance(event, StreamMalformed):
         return f"sent bytes that do not decode after PINGRESP ({event.malformed.finding.message}): {_hex(event.malformed.raw)}"
     assert isinstance(event, PacketReceived)
-    packet = event.decoded.packet
-    if isinstance(packet, Publish):
-        return f"sent {describe(packet, version)} to a client that subscribed to nothing ({_hex(event.decoded.raw)})"
-    return f"sent {describe(packet, version)} after PINGRESP, unasked ({_hex(event.decoded.raw)})"
+    if isinstance(event.decoded.packet, Publish):
+        return _unsolicited(event, version)
+    return f"sent {describe(event.decoded.packet, version)} after PINGRESP, unasked ({_hex(event.decoded.raw)})"
+
+
+def _unsolicited(event: PacketReceived, version: Version) -> str:
+    return f"sent {describe(event.decoded.packet, version)} to a client that subscribed to nothing ({_hex(event.decoded.raw)})"
 
 
 def _hex(data: bytes) -> str:
@@ -117,7 +120,8 @@ def _hex(data: bytes) -> str:
     return shown + (f" ... ({len(data)} bytes)" if len(data) > SHOWN_BYTES else "")
 
 
-def _received(client: RawClient, template: str, empty: str) -> str:
+def _received(client: RawClient, template: str) -> str:
+    """`template` with what the broker sent so far, in hex; empty when it sent nothing."""
     data = b"".join(entry.data for entry in client.transcript if entry.direction == "received")
-    return template.format(_hex(data)) if data else empty
+    return template.format(_hex(data)) if data else ""
 
