@@ -17,6 +17,7 @@ import yaml
 
 from harness import spec
 from harness.errors import ScenarioFileError
+from harness.scenarios import cache as scenario_cache
 from harness.scenarios.values import references
 from harness.scenarios.yamlfile import LineDict, line_of, load_yaml
 from harness.spec import vendors
@@ -196,10 +197,23 @@ def _compact(value: Any) -> str:
 
 
 def load_scenarios(path: Path, display_path: str | None = None) -> list[Scenario]:
-    """Every scenario of one file, or ScenarioFileError naming the file, line and problem."""
+    """Every scenario of one file, or ScenarioFileError naming the file, line and problem.
+
+    From the cache of parsed files (harness.scenarios.cache) when this file's bytes were parsed before."""
     shown = display_path or str(path)
+    cached, content = scenario_cache.lookup(path, shown)
+    if cached is not None:
+        return list(cached)
+    scenarios = _parse_scenarios(path, shown, content)
+    if content is not None:
+        scenario_cache.store(path, shown, content, scenarios)
+    return scenarios
+
+
+def _parse_scenarios(path: Path, shown: str, content: bytes | None) -> list[Scenario]:
     try:
-        document = load_yaml(path)
+        # The bytes the cache key was taken from, so an entry always holds what its key says.
+        document = load_yaml(path, None if content is None else content.decode("utf-8"))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

@@ -61,8 +61,10 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
-def load_yaml(path: Path) -> Any:
-    """Parse a YAML file into LineDict/LineList trees. Raises yaml.YAMLError with a mark."""
+def load_yaml(path: Path, text: str | None = None) -> Any:
+    """Parse a YAML file (or its `text`, already read) into LineDict/LineList trees. Raises yaml.YAMLError with a mark."""
+    if text is not None:
+        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
     with open(path, encoding="utf-8") as handle:
         return yaml.load(handle, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
 
