@@ -16,10 +16,14 @@ import itertools
 import os
 import re
 import secrets
+import shutil
 import signal
 import string
+import tempfile
 import threading
+import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +36,14 @@ from harness.errors import HarnessError, ScenarioFileError
 from harness.folders import WORKER_KEY as FOLDERS_KEY
 from harness.folders import user_folders
 from harness.liveness import TargetNotAlive, check_alive
+from harness.pipeline import DEFAULT_WIDTH, BrokerLock, Job, Pipeline, width_for_descriptors
 from harness.preflight import PREFLIGHT_FAILED, preflight
 from harness.report.categories import DEVIATION_PREFIX, INTERMITTENT_PREFIX
 from harness.report.evidence import ScenarioEvidence
 from harness.report.hooks import ReportHooks, apply_baseline
 from harness.scenarios.model import Scenario, load_scenarios
-from harness.scenarios.runner import ScenarioFailed, ScenarioRunner, SetupFailed
+from harness.scenarios.runner import Endpoint, RunRecord, ScenarioFailed, ScenarioRunner, SetupFailed
+from harness.scenarios.sharing import alone_reason
 from harness.targets import (
     TargetNotInstalled,
     TargetSession,
@@ -55,6 +61,8 @@ from harness.wire import Version
 PROTOCOL_MARKERS = {Version.V31: "mqtt31", Version.V311: "mqtt311", Version.V5: "mqtt5"}
 SESSION_KEY = pytest.StashKey[TargetSession]()
 SOURCES_KEY = pytest.StashKey["RunSources"]()
+CONCURRENCY_KEY = pytest.StashKey["_Concurrency"]()
+LOCK_DIR_KEY = "mqtt_lock_dir"  # workerinput: the folder of the run's BrokerLock
 SUITE_MODES = ("auto", "builtin", "none")
 _PACKAGE_DIR = Path(harness.__file__).resolve().parent
 _SCENARIOS_KEY = re.compile(r"^scenarios\s*:", re.MULTILINE)
@@ -78,6 +86,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--keepalive-grace", type=float, default=None, metavar="SECONDS",
                     help="seconds past a protocol timer (1.5 x Keep Alive, a platform's idle limit) a broker may take "
                          "to act; overrides the target's keepalive_grace setting (default: the profile's, 1 for strict)")
+    group.addoption("--concurrency", type=int, default=None, metavar="N",
+                    help=f"scenarios in flight at once in each pytest process, so their timer waits overlap; 1 runs "
+                         f"them one after another (default {DEFAULT_WIDTH}); those that need the broker to themselves "
+                         "run alone")
     group.addoption("--mqtt-timeout", type=float, default=3.0, metavar="SECONDS",
                     help="how long an expect step waits before it fails (default 3)")
     group.addoption("--report-dir", metavar="DIR", help="write a readable summary of the scenario results here")
@@ -147,6 +159,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{marker}: scenario for that MQTT protocol version")
     config.addinivalue_line("markers", "scenario: an MQTT conformance scenario from a YAML file")
     config.addinivalue_line("markers", "timer: a scenario that waits on a protocol timer (keepalive, expiry)")
+    config.addinivalue_line("markers", "alone: a scenario that needs the broker to itself (runs with nothing else in flight)")
     try:
         spec, target_source = _target_spec(config)
         profile = load_profile(config.getoption("profile") or spec.profile, user_profile_dirs(user_folders(config)))
@@ -168,12 +181,30 @@ def pytest_configure(config: pytest.Config) -> None:
     if worker_input is not None and "mqtt_target" in worker_input:
         session.adopt(worker_input["mqtt_target"])
     config.stash[SESSION_KEY] = session
+    lock_dir = _set_up_concurrency(config, worker_input)
     if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(_XdistHooks(session, user_folders(config)), "mqtt-harness-xdist")
+        config.pluginmanager.register(_XdistHooks(session, user_folders(config), lock_dir), "mqtt-harness-xdist")
     if worker_input is None:  # the controller (or a run without xdist) checks once, before any worker starts
         config.pluginmanager.register(_Preflight(), "mqtt-harness-preflight")
     config.pluginmanager.register(_ResultLog(config), "mqtt-harness-results")
     config.pluginmanager.register(ReportHooks(config, [session], {spec.name: baseline_sources}), "mqtt-harness-report")
+
+
+def _set_up_concurrency(config: pytest.Config, worker_input: dict[str, Any] | None) -> str | None:
+    """The pipeline of the process that runs scenarios; the xdist controller instead makes the folder of the
+    lock its workers share (returned, for their workerinput), so an alone scenario has the broker to itself."""
+    width = config.getoption("concurrency")
+    if width is not None and width < 1:
+        raise pytest.UsageError(f"--concurrency: expected 1 or more scenarios in flight, got {width}")
+    if _xdist_active(config):
+        lock_dir = tempfile.mkdtemp(prefix="mqtt-harness-lock-")
+        config.add_cleanup(partial(shutil.rmtree, lock_dir, ignore_errors=True))
+        return lock_dir
+    lock_dir = worker_input.get(LOCK_DIR_KEY) if worker_input is not None else None
+    concurrency = _Concurrency(width_for_descriptors(width or DEFAULT_WIDTH), BrokerLock(Path(lock_dir) if lock_dir else None))
+    config.stash[CONCURRENCY_KEY] = concurrency
+    config.pluginmanager.register(concurrency, "mqtt-harness-concurrency")
+    return lock_dir
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -304,9 +335,10 @@ def _xdist_active(config: pytest.Config) -> bool:
 
 
 class _XdistHooks:
-    def __init__(self, session: TargetSession, folders: list[Path]) -> None:
+    def __init__(self, session: TargetSession, folders: list[Path], lock_dir: str | None) -> None:
         self.session = session
         self.folders = folders
+        self.lock_dir = lock_dir
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
@@ -314,6 +346,7 @@ class _XdistHooks:
         # folders: a worker's own rootdir may differ (harness.folders).
         node.workerinput["mqtt_target"] = self.session.export()
         node.workerinput[FOLDERS_KEY] = [str(folder) for folder in self.folders]
+        node.workerinput[LOCK_DIR_KEY] = self.lock_dir
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -398,11 +431,17 @@ class ScenarioItem(pytest.Item):
         self.add_marker(scenario.area)
         if scenario.uses_timer:
             self.add_marker(pytest.mark.timer)
+        session = self.config.stash[SESSION_KEY]
+        # Why it needs the broker to itself when scenarios run concurrently (None: it may run beside others).
+        self.alone = alone_reason(scenario, session.settings, session.profile.name, session.profile.run_alone)
+        if self.alone:
+            self.add_marker(pytest.mark.alone)
+        self._job: Job | None = None
+        self._outcome: _Outcome | None = None  # known before any run: a skip, or a setup error
         self.user_properties.append(("title", scenario.title))
         self.user_properties.append(("refs", ", ".join(scenario.refs)))
         self.user_properties.append(("protocol", scenario.protocol.label))
         self.user_properties.append(("area", scenario.area))
-        session = self.config.stash[SESSION_KEY]
         key = _deviation(session.spec.deviations, self.nodeid, endpoint_name, client_kind)
         if key is not None:
             # A recorded deviation must keep failing: if the broker starts to pass, the run says so.
@@ -420,37 +459,77 @@ class ScenarioItem(pytest.Item):
             return reason
         return session.missing_for(self.scenario, self.endpoint_name, self.client_kind)
 
+    def job(self) -> Job | None:
+        """The scenario's run as a pipeline job, prepared on pytest's thread (the target's endpoint, a fresh
+        ClientId); None when it cannot run, its outcome (a skip or a setup error) then known already."""
+        if self._job is not None or self._outcome is not None:
+            return self._job
+        session = self.config.stash[SESSION_KEY]
+        try:
+            reason = self._skip_reason(session)
+            if reason:
+                self._outcome = _Outcome(skip=reason)
+                return None
+            endpoint = session.endpoint(self.endpoint_name)
+        except TargetNotInstalled as exc:  # the broker's software is missing: nothing to check, not a failure
+            self._outcome = _Outcome(skip=str(exc))
+            return None
+        except HarnessError as exc:
+            self._outcome = _Outcome(error=exc)
+            return None
+        runner = ScenarioRunner(self.scenario, endpoint, _unique_client_id(), timeout=self.config.getoption("mqtt_timeout"),
+                                client_kind=self.client_kind)
+        self._job = Job(self.nodeid, partial(self._execute, runner, endpoint, session.spec.name), alone=bool(self.alone),
+                        long=self.scenario.uses_timer)
+        return self._job
+
+    def _execute(self, runner: ScenarioRunner, endpoint: Endpoint, target: str) -> "_Outcome":
+        """The run itself, on a pipeline thread: nothing here may touch pytest or the report."""
+        outcome = _Outcome(record=runner.record, endpoint=endpoint)
+        started = time.monotonic()
+        try:
+            runner.run()
+            if self.scenario.rests_on_absence:
+                # A broker that closes every connection passes "a malformed CONNECT is closed": such a pass
+                # counts only if the broker still serves a well-behaved client right after it.
+                problem = check_alive(endpoint.address, self.scenario.protocol, endpoint.accounts.get("default"),
+                                      timeout=self.config.getoption("mqtt_timeout"))
+                if problem is not None:
+                    outcome.error = TargetNotAlive(f"target {target} was not alive right after this scenario, whose "
+                                                   f"checks rest on the broker closing or refusing: {problem}")
+        except NeedsRawClient as exc:  # paho validated a value away: not a verdict on the broker
+            outcome.skip = f"needs the raw client: {exc}"
+        except (ScenarioFailed, SetupFailed) as exc:
+            outcome.error = exc
+        finally:
+            outcome.branch = runner.record.branch()
+            outcome.duration = time.monotonic() - started
+        return outcome
+
     def runtest(self) -> None:
         session = self.config.stash[SESSION_KEY]
         evidence = ScenarioEvidence(self, self.scenario, session)  # Allure labels, steps, pcaps; masks secrets
         evidence.annotate()
-        reason = self._skip_reason(session)
-        if reason:
-            pytest.skip(reason)
-        try:
-            endpoint = session.endpoint(self.endpoint_name)
-        except TargetNotInstalled as exc:  # the broker's software is missing: nothing to check, not a failure
-            pytest.skip(str(exc))
-        runner = ScenarioRunner(self.scenario, endpoint, _unique_client_id(), timeout=self.config.getoption("mqtt_timeout"),
-                                client_kind=self.client_kind)
-        with evidence.recording(runner.record, endpoint):
+        outcome = self.config.stash[CONCURRENCY_KEY].outcome(self)
+        self._job = self._outcome = None  # a rerun (pytest-rerunfailures) runs the scenario again
+        if outcome.record is None:  # it never ran
+            if outcome.skip:
+                pytest.skip(outcome.skip)
+            raise outcome.error or HarnessError("the scenario did not run")
+        self.ran_for = outcome.duration
+        with evidence.recording(outcome.record, outcome.endpoint):
             try:
-                runner.run()
-            except NeedsRawClient as exc:  # paho validated a value away: not a verdict on the broker
-                pytest.skip(f"needs the raw client: {exc}")
+                if outcome.skip:
+                    pytest.skip(outcome.skip)
+                if isinstance(outcome.error, ScenarioFailed | SetupFailed):
+                    raise outcome.error
             finally:
                 # Where the scenario accepts several outcomes, which one the broker took (summary, Allure, compare).
-                if branch := runner.record.branch():
-                    self.user_properties.append(("branch", branch))
-                    evidence.branch(branch)
-        if self.scenario.rests_on_absence:
-            # A broker that closes every connection passes "a malformed CONNECT is closed": such a pass
-            # counts only if the broker still serves a well-behaved client right after it.
-            problem = check_alive(endpoint.address, self.scenario.protocol, endpoint.accounts.get("default"),
-                                  timeout=self.config.getoption("mqtt_timeout"))
-            if problem is not None:
-                raise TargetNotAlive(f"target {session.spec.name} was not alive right after this scenario, whose "
-                                     f"checks rest on the broker closing or refusing: {problem}")
+                if outcome.branch:
+                    self.user_properties.append(("branch", outcome.branch))
+                    evidence.branch(outcome.branch)
+        if outcome.error is not None:
+            raise outcome.error
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:  # type: ignore[override]
         error = excinfo.value
@@ -464,6 +543,72 @@ class ScenarioItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.scenario.line - 1, f"{self.scenario.id}: {self.scenario.title}"
+
+
+@dataclass
+class _Outcome:
+    """What became of one scenario: its record (None: it never ran), a skip, an error to raise."""
+
+    record: RunRecord | None = None
+    endpoint: Endpoint | None = None
+    skip: str | None = None
+    error: BaseException | None = None
+    branch: str = ""
+    duration: float | None = None
+
+
+class _Concurrency:
+    """Keeps the pipeline (harness.pipeline) fed with the scenarios pytest will run next in this process,
+    and gives each test its own scenario's outcome. With --concurrency 1 each runs when its test does."""
+
+    def __init__(self, width: int, lock: BrokerLock) -> None:
+        self.pipeline = Pipeline(width, lock)
+        self._position: dict[int, int] = {}  # id(item) -> index in session.items
+        self._offered_all = False
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        if self.pipeline.width == 1 or not isinstance(item, ScenarioItem):
+            return
+        upcoming, exact = self._upcoming(item)
+        if exact or not self._offered_all:
+            jobs = [job for candidate in upcoming if isinstance(candidate, ScenarioItem) and (job := candidate.job())]
+            self.pipeline.offer(jobs, {job.key for job in jobs} if exact else None)
+            self._offered_all = not exact
+
+    def _upcoming(self, item: pytest.Item) -> tuple[list[pytest.Item], bool]:
+        """The items this process runs from `item` on, and whether that list is exact (an xdist worker's queue,
+        which the controller can take items back from) rather than the whole of the session's."""
+        session = item.session
+        worker = next((p for p in item.config.pluginmanager.get_plugins() if type(p).__name__ == "WorkerInteractor"), None)
+        if worker is not None and hasattr(worker, "torun"):
+            with worker.torun.lock() as queue:
+                indices = [worker.nextitem_index, *queue]
+            return [item] + [session.items[i] for i in indices if isinstance(i, int)], True
+        if not self._position:
+            self._position = {id(candidate): index for index, candidate in enumerate(session.items)}
+        start = self._position.get(id(item))
+        return ([item] if start is None else session.items[start:]), False
+
+    def outcome(self, item: "ScenarioItem") -> _Outcome:
+        job = item.job()
+        if job is None:
+            assert item._outcome is not None
+            return item._outcome
+        if not self.pipeline.knows(job.key):
+            self.pipeline.offer([job])
+        return self.pipeline.take(job.key)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        report = yield
+        ran_for = getattr(item, "ran_for", None)
+        if call.when == "call" and ran_for is not None:
+            report.duration = ran_for  # the scenario's own time, not how long its test waited for it
+        return report
+
+    def pytest_sessionfinish(self) -> None:
+        self.pipeline.close()
 
 
 class _ResultLog:

@@ -17,6 +17,8 @@ into a `reason` (a stable key scenarios match on) and a sentence naming what was
 
 from __future__ import annotations
 
+import functools
+import os
 import socket
 import ssl
 from dataclasses import dataclass, replace
@@ -44,7 +46,13 @@ class TlsOptions:
         return replace(self, **overrides)
 
     def context(self) -> ssl.SSLContext:
-        """A client context; ValueError names a bad option, OSError an unreadable file."""
+        """A client context; ValueError names a bad option, OSError an unreadable file.
+
+        One per set of options and files as they are now: loading the CA file is most of what a context
+        costs, and a run opens thousands of TLS connections with the same few (contexts are thread-safe)."""
+        return _context(self, tuple(_file_state(path) for path in (self.ca_file, self.cert_file, self.key_file)))
+
+    def _new_context(self) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         if self.insecure:
             context.check_hostname = False
@@ -147,3 +155,16 @@ def failed_send(sock: socket.socket, exc: OSError, *, sent_client_cert: bool) ->
     except OSError:
         pass
     return classify(exc, sent_client_cert=sent_client_cert, during_handshake=False)
+
+
+def _file_state(path: str | None) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path) if path else None
+    except OSError:
+        return None  # loading it says why
+    return (stat.st_mtime_ns, stat.st_size) if stat else None
+
+
+@functools.lru_cache(maxsize=64)
+def _context(options: TlsOptions, files: tuple[tuple[int, int] | None, ...]) -> ssl.SSLContext:
+    return options._new_context()

@@ -70,6 +70,8 @@ class Scenario:
     transports: tuple[str, ...] = ()
     # The client kinds it runs with, one test item each: raw (the default) and/or paho.
     clients: tuple[str, ...] = ("raw",)
+    # Why it needs the broker to itself, as the file says (`alone:`); harness.scenarios.sharing finds the rest.
+    alone: str = ""
 
     @property
     def rests_on_absence(self) -> bool:
@@ -274,6 +276,7 @@ def _parse_scenarios(path: Path, shown: str, content: bytes | None) -> list[Scen
                 connections=tuple(dict.fromkeys(step.on for step in steps)),
                 transports=tuple(raw.get("transports", defaults.get("transports", []))),
                 clients=tuple(raw.get("clients", defaults.get("clients", ["raw"]))),
+                alone=raw.get("alone", ""),
             )
         )
     return scenarios

@@ -32,6 +32,9 @@ class Profile:
     # The reference broker's config for this profile (harness/broker/config.py sections, e.g. `limits`),
     # merged over what the launcher writes: how `reference` imitates a broker with fewer capabilities.
     broker: dict[str, Any] = field(default_factory=dict)
+    # Scenarios that need this broker to themselves (scenario id -> why), beyond those found from their
+    # steps (harness.scenarios.sharing): nothing else runs meanwhile.
+    run_alone: dict[str, str] = field(default_factory=dict)
     path: Path | None = None  # the file it was read from
 
 
@@ -83,8 +86,17 @@ def load_profile(reference: str, user_dirs: Sequence[Path] = ()) -> Profile:
             settings=dict(data.get("settings") or {}),
             personality=str(data.get("personality", "strict")),
             broker=dict(data.get("broker") or {}),
+            run_alone=_run_alone(data.get("run_alone")),
             path=path,
         )
     except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
         detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
         raise HarnessError(f"{path}: bad profile: {detail}") from None
+
+
+def _run_alone(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()):
+        raise TypeError("run_alone: expected a mapping of scenario id to the reason it needs the broker to itself")
+    return dict(value)
