@@ -74,24 +74,49 @@ class BrokerLock:
             os.close(turnstile)
 
 
+class WakeUpLag:
+    """How late a thread that asked to wake up got to run: the delay a thread whose packet has arrived
+    would see, whether the interpreter lock or the machine's other processes held it up."""
+
+    TICK_S = 0.02
+
+    def __init__(self) -> None:
+        self._worst = 0.0
+        threading.Thread(target=self._tick, name="pipeline wake-up lag", daemon=True).start()
+
+    def _tick(self) -> None:
+        while True:
+            asked = time.monotonic()
+            time.sleep(self.TICK_S)
+            self._worst = max(self._worst, time.monotonic() - asked - self.TICK_S)
+
+    def take(self) -> float:
+        """The worst lateness since the last call."""
+        worst, self._worst = self._worst, 0.0
+        return worst
+
+
 class Throttle:
     """How many jobs may run now: the width, less while this process is short of CPU.
 
-    The jobs share one interpreter lock. When their work (TLS handshakes, paho's threads, thousands
-    of packets) keeps this process busy, a thread whose packet has arrived waits its turn behind all
-    the others, and a broker's prompt CONNACK would look 3 s late: the verdict would depend on the
-    load. So every SAMPLE_S the process's CPU time is compared with the wall clock's: busier than BUSY
-    and fewer jobs may start (down to FLOOR); less busy and the limit grows back to the width."""
+    The jobs share one interpreter lock and the machine's cores. When their work (TLS handshakes,
+    paho's threads, thousands of packets) or other processes (xdist workers, the broker) keep them
+    busy, a thread whose packet has arrived waits its turn behind all the others, and a broker's prompt
+    CONNACK would look 3 s late: the verdict would depend on the load. So every SAMPLE_S: if this
+    process used more than BUSY of a core, or a thread asking to wake up ran more than LATE_S late,
+    fewer jobs may start (down to FLOOR); otherwise the limit grows back to the width."""
 
     SAMPLE_S = 0.25
     BUSY = 0.8
+    LATE_S = 0.05
     FLOOR = 2
 
     def __init__(self, width: int, clock: Callable[[], float] = time.monotonic,
-                 cpu: Callable[[], float] = time.process_time) -> None:
+                 cpu: Callable[[], float] = time.process_time, lag: Callable[[], float] | None = None) -> None:
         self.width = width
         self.allowed = width
         self._clock, self._cpu = clock, cpu
+        self._lag = lag if lag is not None else (WakeUpLag().take if width > 1 else lambda: 0.0)
         self._at, self._used = clock(), cpu()
 
     def limit(self) -> int:
@@ -99,7 +124,7 @@ class Throttle:
         if now - self._at >= self.SAMPLE_S:
             used = self._cpu()
             busy = (used - self._used) / (now - self._at)
-            if busy > self.BUSY:
+            if busy > self.BUSY or self._lag() > self.LATE_S:
                 self.allowed = max(self.FLOOR, int(self.allowed * 0.7))
             else:
                 self.allowed = min(self.width, self.allowed + max(1, self.width // 8))

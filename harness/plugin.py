@@ -201,17 +201,33 @@ def _set_up_concurrency(config: pytest.Config, worker_input: dict[str, Any] | No
         config.add_cleanup(partial(shutil.rmtree, lock_dir, ignore_errors=True))
         return lock_dir
     lock_dir = worker_input.get(LOCK_DIR_KEY) if worker_input is not None else None
-    concurrency = _Concurrency(width_for_descriptors(width or DEFAULT_WIDTH), BrokerLock(Path(lock_dir) if lock_dir else None))
+    concurrency = _Concurrency(width_for_descriptors(width or _target_width(config)), BrokerLock(Path(lock_dir) if lock_dir else None))
     config.stash[CONCURRENCY_KEY] = concurrency
     config.pluginmanager.register(concurrency, "mqtt-harness-concurrency")
     return lock_dir
+
+
+def _target_width(config: pytest.Config) -> int:
+    """The default concurrency, or less where the target's settings say it takes fewer clients at once
+    (`settings: {concurrency: 8}`, for a broker whose sessions break under load)."""
+    session = config.stash[SESSION_KEY]
+    limit = session.settings.get("concurrency")
+    if limit is None:
+        return DEFAULT_WIDTH
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise pytest.UsageError(f"target {session.spec.name}: setting concurrency: expected a whole number of 1 or more, "
+                                f"got {limit!r}")
+    return min(DEFAULT_WIDTH, limit)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     session = config.stash.get(SESSION_KEY, None)
     if session is None:
         return []
-    return [config.stash[SOURCES_KEY].header_line(session.spec, session.profile.name), *session.header_lines()]
+    width = config.getoption("concurrency") or _target_width(config)
+    concurrency = (f"scenarios in flight: up to {width} per process, fewer while it is short of CPU; those that need "
+                   "the broker to themselves run alone" if width > 1 else "scenarios in flight: one at a time")
+    return [config.stash[SOURCES_KEY].header_line(session.spec, session.profile.name), *session.header_lines(), concurrency]
 
 
 def _interrupt_on_sigterm(config: pytest.Config) -> None:
@@ -347,6 +363,18 @@ class _XdistHooks:
         node.workerinput["mqtt_target"] = self.session.export()
         node.workerinput[FOLDERS_KEY] = [str(folder) for folder in self.folders]
         node.workerinput[LOCK_DIR_KEY] = self.lock_dir
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, the controller hands out items in collection order, a few at a time: a worker's pipeline
+    can only start what it was given. So on the workers (each sorts alike; xdist reports in its own order
+    anyway) the scenarios that run alone come first, then those that wait on timers, then the rest."""
+    concurrency = config.stash.get(CONCURRENCY_KEY, None)
+    if not hasattr(config, "workerinput") or concurrency is None or concurrency.pipeline.width == 1:
+        return
+    items.sort(key=lambda item: (not getattr(item, "alone", None),
+                                 not (isinstance(item, ScenarioItem) and item.scenario.uses_timer)))
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

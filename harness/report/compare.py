@@ -298,7 +298,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("-o", "--output", type=Path, help="where to write comparison.html/.md (default: the common parent, or reports/)")
     parser.add_argument("--run", metavar="TARGET,...", help="first run the conformance suite against each target (named in "
                         "targets.yaml) into RESULTS/<target>/; RESULTS must then be one directory")
-    parser.add_argument("-n", "--workers", default="2", help="pytest-xdist workers for --run (default 2)")
+    parser.add_argument("-n", "--workers", default="0",
+                        help="pytest-xdist workers for --run (default 0: one process, its scenarios in flight at once)")
     parser.add_argument("--scenarios", metavar="PATH", help="what --run runs (default: what a plain pytest here runs: "
                         "the folder's scenarios/, else the built-in suite)")
     parser.add_argument("--transport", metavar="NAME[,NAME]", help="passed to each --run: the endpoints to cover "

@@ -106,7 +106,7 @@ def test_concurrency_one_runs_them_one_after_another(pytester: pytest.Pytester) 
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", "--alluredir", "allure", "--concurrency", "1")
     assert result.ret == 0, result.stdout.str()
     times = sorted(_intervals(pytester.path / "allure").values())
-    assert all(not _overlap(a, b) for a, b in zip(times, times[1:]))
+    assert all(not _overlap(a, b) for a, b in zip(times, times[1:], strict=False))
 
 
 def test_an_alone_scenario_overlaps_nothing_across_xdist_workers(pytester: pytest.Pytester) -> None:

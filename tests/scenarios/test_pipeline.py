@@ -162,7 +162,7 @@ def test_a_closed_pipeline_starts_nothing_more() -> None:
 
 def test_the_throttle_lowers_the_limit_while_the_process_is_busy_and_raises_it_after() -> None:
     now, cpu = [0.0], [0.0]
-    throttle = Throttle(64, clock=lambda: now[0], cpu=lambda: cpu[0])
+    throttle = Throttle(64, clock=lambda: now[0], cpu=lambda: cpu[0], lag=lambda: 0.0)
     assert throttle.limit() == 64
     for _ in range(20):  # a full core of CPU for every second of wall clock
         now[0] += Throttle.SAMPLE_S
@@ -174,6 +174,30 @@ def test_the_throttle_lowers_the_limit_while_the_process_is_busy_and_raises_it_a
         cpu[0] += Throttle.SAMPLE_S * 0.1
         throttle.limit()
     assert throttle.limit() == 64
+
+
+def test_the_throttle_lowers_the_limit_while_threads_wake_up_late() -> None:
+    """Other processes (xdist workers, the broker) can starve this one while it uses little CPU itself."""
+    now, late = [0.0], [0.5]
+    throttle = Throttle(64, clock=lambda: now[0], cpu=lambda: 0.0, lag=lambda: late[0])
+    for _ in range(20):
+        now[0] += Throttle.SAMPLE_S
+        throttle.limit()
+    assert throttle.limit() == Throttle.FLOOR
+    late[0] = 0.001
+    for _ in range(20):
+        now[0] += Throttle.SAMPLE_S
+        throttle.limit()
+    assert throttle.limit() == 64
+
+
+def test_the_wake_up_lag_is_small_on_an_idle_process_and_reset_by_each_reading() -> None:
+    from harness.pipeline import WakeUpLag
+
+    lag = WakeUpLag()
+    threading.Event().wait(0.2)
+    assert 0.0 <= lag.take() < 1.0
+    assert lag.take() <= 0.2
 
 
 def test_the_broker_lock_keeps_an_exclusive_holder_alone_and_lets_it_in_ahead_of_later_shared_ones(tmp_path: Path) -> None:
