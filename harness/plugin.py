@@ -591,32 +591,32 @@ class _Concurrency:
 
     def __init__(self, width: int, lock: BrokerLock) -> None:
         self.pipeline = Pipeline(width, lock)
-        self._position: dict[int, int] = {}  # id(item) -> index in session.items
-        self._offered_all = False
+        self._worker: Any = None  # xdist's WorkerInteractor in a worker, found at the first scenario
+        self._looked_for_worker = False
+        self._offered_all = False  # without xdist the session's items are the run: offered once
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
-        if self.pipeline.width == 1 or not isinstance(item, ScenarioItem):
+        if self.pipeline.width == 1 or not isinstance(item, ScenarioItem) or self._offered_all:
             return
-        upcoming, exact = self._upcoming(item)
-        if exact or not self._offered_all:
-            jobs = [job for candidate in upcoming if isinstance(candidate, ScenarioItem) and (job := candidate.job())]
-            self.pipeline.offer(jobs, {job.key for job in jobs} if exact else None)
-            self._offered_all = not exact
-
-    def _upcoming(self, item: pytest.Item) -> tuple[list[pytest.Item], bool]:
-        """The items this process runs from `item` on, and whether that list is exact (an xdist worker's queue,
-        which the controller can take items back from) rather than the whole of the session's."""
-        session = item.session
-        worker = next((p for p in item.config.pluginmanager.get_plugins() if type(p).__name__ == "WorkerInteractor"), None)
-        if worker is not None and hasattr(worker, "torun"):
+        worker = self._xdist_worker(item.config)
+        if worker is None:
+            items = item.session.items
+            upcoming = items[items.index(item):]
+            self._offered_all = True
+        else:  # the worker's queue, which the controller can take items back from
             with worker.torun.lock() as queue:
                 indices = [worker.nextitem_index, *queue]
-            return [item] + [session.items[i] for i in indices if isinstance(i, int)], True
-        if not self._position:
-            self._position = {id(candidate): index for index, candidate in enumerate(session.items)}
-        start = self._position.get(id(item))
-        return ([item] if start is None else session.items[start:]), False
+            upcoming = [item] + [item.session.items[i] for i in indices if isinstance(i, int)]
+        jobs = [job for candidate in upcoming if isinstance(candidate, ScenarioItem) and (job := candidate.job())]
+        self.pipeline.offer(jobs, None if worker is None else {job.key for job in jobs})
+
+    def _xdist_worker(self, config: pytest.Config) -> Any:
+        if not self._looked_for_worker:
+            self._looked_for_worker = True
+            self._worker = next((p for p in config.pluginmanager.get_plugins()
+                                 if type(p).__name__ == "WorkerInteractor" and hasattr(p, "torun")), None)
+        return self._worker
 
     def outcome(self, item: "ScenarioItem") -> _Outcome:
         job = item.job()
