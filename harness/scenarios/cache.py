@@ -88,14 +88,16 @@ def store(path: Path, shown: str, content: bytes, value: Any) -> None:
         with tempfile.NamedTemporaryFile(dir=entry.parent, suffix=".tmp", delete=False) as stream:
             pickle.dump(value, stream, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(stream.name, entry)
-        _prune(directory, entry.parent)
+        _prune_once(directory, entry.parent)
     except Exception:  # noqa: BLE001 - a cache that cannot be written costs speed, nothing else
         with contextlib.suppress(Exception):
             os.unlink(stream.name)
 
 
-def _prune(directory: Path, current: Path) -> None:
-    """Entries of another harness are stale; of this one, keep the newest MAX_ENTRIES."""
+@cache
+def _prune_once(directory: Path, current: Path) -> None:
+    """Entries of another harness are stale; of this one, keep the newest MAX_ENTRIES. Once per process:
+    a cold collection stores one entry per file and need not list the folder each time."""
     for other in directory.iterdir():
         if other.is_dir() and other != current and len(other.name) == 16:
             for stale in other.iterdir():
