@@ -10,8 +10,9 @@ scenario on the broker, and such a scenario runs alone (nothing else in flight, 
 - a subscription, PUBLISH, Will or ClientId with a fixed name (`s/us`, a platform's device id, a
   `${random:1}` ClientId) may meet another scenario, or another variant of itself, using it;
 - the file says so (`alone: <why>`: broker-wide state, limits), or the target's profile does
-  (`run_alone: {scenario id: why}`, or `{uses retain: why}` for every scenario that uses a feature of
-  Scenario.uses, where a broker lets that feature reach other clients).
+  (`run_alone: {scenario id: why}`, `{uses retain: why}` for every scenario that uses a feature of
+  Scenario.uses, where a broker lets that feature reach other clients, or `{every scenario: why}`
+  for a broker that loses or misroutes messages while other clients come and go).
 
 The target's settings are applied first: a profile whose `device_id` is `${cid}` gives every
 scenario a device of its own, a real platform's fixed device is shared.
@@ -27,13 +28,15 @@ from harness.scenarios.values import choose_by_profile, references
 OWN_REFERENCES = {"cid", "topic", "acl_allowed"}
 # `${random:N}` at least this long is unique enough to be a name of one's own (62^8 values).
 UNIQUE_RANDOM_LENGTH = 8
+# The profile's `run_alone` key that makes every scenario run alone.
+EVERY_SCENARIO = "every scenario"
 
 
 def alone_reason(scenario: Scenario, settings: Mapping[str, Any], profile: str,
                  profile_marks: Mapping[str, str] | None = None) -> str | None:
     """Why the scenario must run with the broker to itself, or None when it may run beside others."""
     marks = profile_marks or {}
-    marked = marks.get(scenario.id) or next((why for key, why in marks.items()
+    marked = marks.get(EVERY_SCENARIO) or marks.get(scenario.id) or next((why for key, why in marks.items()
                                              if key.startswith("uses ") and key[5:].strip() in scenario.uses), None)
     if marked:
         return f"the profile {profile} says: {marked}"

@@ -84,6 +84,19 @@ def test_the_file_or_the_profile_can_say_so(tmp_path: Path) -> None:
     assert alone_reason(plain, {}, "strict") is None
     assert alone_reason(plain, {}, "mine", {"s": "the broker allows 10 connections"}) == \
         "the profile mine says: the broker allows 10 connections"
+    assert alone_reason(plain, {}, "mine", {"every scenario": "it drops messages while clients come and go"}) == \
+        "the profile mine says: it drops messages while clients come and go"
+    assert alone_reason(plain, {}, "mine", {"other": "the broker allows 10 connections"}) is None
+
+
+def test_amqtt_runs_every_scenario_alone() -> None:
+    """amqtt drops a PUBLISH it is routing when another client subscribes meanwhile (its profile)."""
+    from harness import suite
+    from harness.targets.profiles import load_profile
+
+    profile = load_profile("amqtt")
+    scenarios = [s for p in suite.scenario_files() for s in load_scenarios(p)]
+    assert all(alone_reason(s, {}, profile.name, profile.run_alone) for s in scenarios)
 
 
 def test_an_empty_alone_is_a_collection_error(tmp_path: Path) -> None:
