@@ -54,7 +54,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from harness.clients.events import Closed, Event, PacketReceived, StreamMalformed
-from harness.clients.raw import TranscriptEntry
+from harness.clients.raw import TranscriptEntry, last_sent
 from harness.clients.tls import TlsFailure, TlsOptions, classify, failed_send
 from harness.clients.transport import Address
 from harness.clients.websocket import HandshakeFailed
@@ -322,6 +322,10 @@ class PahoClient:
 
     def _now(self) -> float:
         return time.monotonic() - self._started
+
+    def last_sent_at(self) -> float:
+        """time.monotonic() of paho's last write to the broker (of the opening, before any)."""
+        return self._started + last_sent(self.transcript)  # paho's thread only appends to it
 
     # -- the tap (paho's network thread) ------------------------------------------------------
 

@@ -24,6 +24,11 @@ class TranscriptEntry:
     at: float
 
 
+def last_sent(transcript: list[TranscriptEntry]) -> float:
+    """When, in a transcript's own seconds, its last write was (0.0 when nothing was written)."""
+    return next((entry.at for entry in reversed(transcript) if entry.direction == "sent"), 0.0)
+
+
 def split(data: bytes, frames: int | list[int] | None) -> list[bytes]:
     """`data` in pieces: None -> whole; N -> N nearly equal non-empty pieces; [offsets] -> cut there."""
     if frames is None or not data:
@@ -59,6 +64,10 @@ class RawClient:
 
     def _now(self) -> float:
         return time.monotonic() - self._started
+
+    def last_sent_at(self) -> float:
+        """time.monotonic() of the last write to the broker (of the opening, before any)."""
+        return self._started + last_sent(self.transcript)
 
     def send_packet(self, packet: object, *, frames: int | list[int] | None = None, hold: bool = False,
                     ws_opcode: str | None = None, **overrides: object) -> bytes:

@@ -527,7 +527,9 @@ class ScenarioRunner:
         rule = ("1.5 x Keep Alive + the target's keepalive_grace" if "keepalive" in args
                 else f"setting {args['idle_setting']} + keepalive_grace" if "idle_setting" in args else "")
         past = max(MEASURE_PAST_LIMIT_S, grace) if rule else 0.0
-        started = time.monotonic()
+        # A timer runs from the client's last write (the broker's idle clock starts when it reads it),
+        # not from this step's start: a busy machine may take a while to get from one to the other.
+        started = client.last_sent_at() if rule else time.monotonic()
         deadline = started + timeout + past
         while True:
             event = client.next_event(max(deadline - time.monotonic(), 0))

@@ -34,9 +34,10 @@ scenarios:
 class ClosingBroker:
     """CONNACK 0 to each connection, then after the next of `delays` (seconds) `then` (bytes) and a close."""
 
-    def __init__(self, delays: list[float], then: bytes = b"") -> None:
+    def __init__(self, delays: list[float], then: bytes = b"", connack_after: float = 0.0) -> None:
         self.delays = list(delays)
         self.then = then
+        self.connack_after = connack_after  # seconds between reading the CONNECT and answering it
         self.connections = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -55,6 +56,7 @@ class ClosingBroker:
     def _handle(self, conn: socket.socket, delay: float) -> None:
         with conn:
             conn.recv(1024)
+            time.sleep(self.connack_after)
             started = time.monotonic()
             conn.sendall(bytes([0x20, 0x02, 0x00, 0x00]))
             time.sleep(max(0.0, delay - (time.monotonic() - started)))
@@ -78,8 +80,8 @@ def scenario(tmp_path: Path):
 def broker_with() -> Iterator:
     made: list[ClosingBroker] = []
 
-    def make(*delays: float, then: bytes = b"") -> ClosingBroker:
-        made.append(ClosingBroker(list(delays), then))
+    def make(*delays: float, then: bytes = b"", connack_after: float = 0.0) -> ClosingBroker:
+        made.append(ClosingBroker(list(delays), then, connack_after))
         return made[-1]
 
     yield make
@@ -124,6 +126,15 @@ def test_a_clearly_late_close_fails_at_once_with_the_measured_time(scenario, bro
     with pytest.raises(ScenarioFailed, match=r"received: closed after 3\.\d\d s \(fin\), 1\.\d\d s late") as failed:
         _run(scenario, broker)
     assert broker.connections == 1 and "measured twice" not in str(failed.value)
+
+
+def test_the_keepalive_timer_runs_from_the_clients_last_write_not_from_the_step(scenario, broker_with) -> None:
+    """The broker's idle clock starts when it reads the client's last packet (here the CONNECT); a late
+    answer, or a busy machine slow to reach the step, must not move the window. Closed 2.0 s after
+    a CONNACK that took 1.0 s is 3.0 s of silence: late, although 2.0 s after the step began."""
+    broker = broker_with(2.0, connack_after=1.0)
+    with pytest.raises(ScenarioFailed, match=r"received: closed after (2\.9|3\.\d)\d s \(fin\), 0\.\d\d s late"):
+        _run(scenario, broker)
 
 
 def test_a_broker_that_never_closes_is_named_with_how_long_it_was_watched(scenario, broker_with) -> None:
