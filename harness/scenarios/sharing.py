@@ -87,7 +87,12 @@ def _by_profile(value: Any, profile: str) -> Any:
             return choose_by_profile(value["by_profile"], profile)
         except Exception:  # noqa: BLE001 - no value for this profile: the run says so, this only looks
             return None
-    return value if isinstance(value, str) else None  # {hex: ...} and the like: bytes, not a routable name
+    if isinstance(value, Mapping) and isinstance(value.get("hex"), str):
+        # Bytes given in hex (invalid UTF-8, a NUL) are still a fixed name where the broker accepts them:
+        # RabbitMQ takes the ClientId FF FE, and another variant of the scenario connecting with it at
+        # the same time would take its session over.
+        return f"(hex {value['hex'].strip()})"
+    return value if isinstance(value, str) else None
 
 
 def _with_settings(text: str | None, settings: Mapping[str, Any]) -> str | None:

@@ -107,9 +107,19 @@ def test_an_empty_alone_is_a_collection_error(tmp_path: Path) -> None:
 
 
 def test_the_built_in_suite_runs_alone_only_what_shares_a_name(tmp_path: Path) -> None:
-    """Against the strict profile, the 3.x and 5.0 scenarios share nothing but a one-character ClientId."""
+    """Against the strict profile, the 3.x and 5.0 scenarios share only a one-character ClientId and the
+    fixed names they give in hex (invalid UTF-8, a NUL): a broker that accepts one shares it."""
     from harness import suite
 
     alone = {s.id for p in suite.scenario_files() if "vendors" not in p.parts for s in load_scenarios(p)
              if alone_reason(s, {}, "strict")}
-    assert alone == {"clientid-one-character-accepted"}
+    assert alone == {"clientid-one-character-accepted", "clientid-invalid-utf8", "will-topic-invalid-utf8",
+                     "publish-topic-invalid-bytes-closes", "publish-topic-overlong-closes",
+                     "subscribe-filter-invalid-utf8-closes", "publish-topic-with-nul-closes",
+                     "publish-topic-with-surrogate-closes"}
+
+
+def test_a_clientid_given_in_hex_is_a_fixed_name(tmp_path: Path) -> None:
+    """RabbitMQ accepts the ClientId FF FE: two variants connecting with it at once take each other over."""
+    s = scenario(tmp_path, '      - connect: {client_id: {hex: "ff fe"}}\n')
+    assert alone_reason(s, {}, "strict") == "step at line 7 uses the fixed ClientId (hex ff fe), which other scenarios may use too"
