@@ -55,6 +55,10 @@ def check_alive(address: Address, version: Version, account: Any = None, timeout
         return f"{address.url}: no TCP connection within {timeout:g} s"
     except (TlsFailure, HandshakeFailed) as exc:
         return f"{address.url}: {exc}"
+    except ConnectionResetError:
+        # It accepted and reset at once, so fast that the reset came before connect() returned: the
+        # same broker as one that resets after the CONNECT, seen a moment earlier (a loaded machine).
+        return f"{address.url}, MQTT {version.label}: reset the connection as it opened, before CONNECT could be sent"
     except OSError as exc:
         return f"{address.url}: cannot connect: {exc.strerror or exc}"
     client = RawClient(transport, version, name="liveness", max_packet_size=MAX_ANSWER_SIZE)
