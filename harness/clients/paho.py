@@ -5,7 +5,8 @@ runner and every `expect` step read the same. Underneath, each step is a paho ca
 is what paho *reports*, through its callbacks (CallbackAPIVersion.VERSION2):
 
     step                          paho call
-    connect / connected           Client(...), username_pw_set, will_set, tls/ws options, connect, loop_start
+    connect / connected           Client(...), username_pw_set, will_set, tls/ws options, connect, then our
+                                  network thread (harness.clients.paho_loop; not loop_start, see there)
     send publish                  publish(topic, payload, qos, retain, properties)
     send subscribe / unsubscribe  subscribe([...]) / unsubscribe([...])
     disconnect                    disconnect(reasoncode, properties)
@@ -54,6 +55,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from harness.clients.events import Closed, Event, PacketReceived, StreamMalformed
+from harness.clients.paho_loop import PahoNetworkThread
 from harness.clients.raw import TranscriptEntry, last_sent
 from harness.clients.tls import TlsFailure, TlsOptions, classify, failed_send
 from harness.clients.transport import Address
@@ -310,6 +312,7 @@ class PahoClient:
         self._wire: deque[Decoded] = deque()  # decoded from the tap, not yet matched to a paho report
         self._lock = threading.Lock()
         self._client: _TappedClient | None = None
+        self._network: PahoNetworkThread | None = None
         self._mids: dict[int, tuple[int, int]] = {}  # paho mid -> (scenario packet id, QoS) of our PUBLISH/SUBSCRIBE/...
         self._mids_known = threading.Condition()
         self._barriers = 0  # PINGREQs the scenario sent whose PINGRESP is still due
@@ -517,6 +520,7 @@ class PahoClient:
             if options.insecure:
                 client.tls_insecure_set(True)
         self._client = client
+        self._network = PahoNetworkThread(client, self.name)
         try:
             client.connect(self.address.host, self.address.port, keepalive=packet.keep_alive,
                            clean_start=packet.clean_session if self._v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
@@ -529,7 +533,7 @@ class PahoClient:
             if self.address.uses_tls:
                 raise classify(exc, sent_client_cert=bool(self.address.tls and self.address.tls.cert_file)) from None
             raise
-        client.loop_start()
+        self._network.start()
 
     def next_event(self, timeout: float) -> Event | None:
         if self.closed is not None and self._events.empty():
@@ -554,7 +558,8 @@ class PahoClient:
                     raw.shutdown(socket.SHUT_RD)
                 else:
                     getattr(sock, "_socket", sock).shutdown(socket.SHUT_RDWR)
-        client.loop_stop()
+        if self._network is not None:
+            self._network.stop(abort, timeout=self.connect_timeout + 1)
         with contextlib.suppress(Exception):
             client._sock_close()
 

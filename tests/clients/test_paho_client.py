@@ -1,5 +1,6 @@
 """The paho client kind: which steps need raw, property conversion, and PahoClient against brokers."""
 
+import os
 import socket
 import threading
 from pathlib import Path
@@ -183,3 +184,40 @@ def test_round_trip_through_paho(mosquitto, version: Version) -> None:  # type: 
     client.send_packet(Disconnect())
     client.close()
     assert client.next_event(0.05) is None  # a disconnect we asked for is not reported as a close
+
+
+@pytest.fixture
+def descriptors_above_1024():  # type: ignore[no-untyped-def]
+    """The process holds descriptors 3..1100, so the next socket's number is past select()'s FD_SETSIZE."""
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the hard descriptor limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200) if soft != resource.RLIM_INFINITY else soft, hard))
+    held = []
+    try:
+        while not held or held[-1] < 1100:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_connection_whose_descriptor_is_past_1024_still_works(mosquitto, descriptors_above_1024) -> None:  # type: ignore[no-untyped-def]
+    # paho's own loop_start() thread dies silently in select() there: no CONNACK was ever reported.
+    account = mosquitto.accounts["default"]
+    client = PahoClient(Address("tcp", mosquitto.host, mosquitto.port), Version.V5)
+    client.send_packet(Connect(client_id="paho-high-fd", username=account.username, password=account.password))
+    connack = client.next_event(5)
+    assert isinstance(connack, PacketReceived) and connack.decoded.packet.reason_code == 0
+    client.send_packet(Subscribe(packet_id=1, subscriptions=[{"topic_filter": "paho/high-fd", "qos": 1}]))
+    suback = client.next_event(5)
+    assert isinstance(suback, PacketReceived) and suback.decoded.packet.reason_codes == [1]
+    client.send_packet(Publish(topic="paho/high-fd", payload=b"far", qos=1, packet_id=2))
+    received = {type(client.next_event(5).decoded.packet).__name__ for _ in range(2)}  # type: ignore[union-attr]
+    assert received == {"Puback", "Publish"}
+    client.send_packet(Disconnect())
+    client.close()
+    assert client.next_event(0.05) is None
