@@ -25,6 +25,7 @@ unrestricted broker on 127.0.0.1:1883 with the spec's own limits. The full forma
       subscription_identifier_available: true # 5.0: false announces 0 and refuses identifiers
       shared_subscription_available: true     # 5.0: false announces 0 and refuses $share/ filters
       max_client_id_length: 65535
+      protocols: ["3.1", "3.1.1", "5.0"]   # the versions accepted; others get CONNACK 1 (0x84 in 5.0)
       max_inflight: 20                     # outgoing QoS 1/2 unacknowledged, per client
       max_queued_messages: 1000            # per session, beyond the in-flight window
       receive_maximum: 65535               # incoming QoS 2 awaiting PUBREL (5.0 CONNACK)
@@ -49,6 +50,7 @@ from typing import Any, Literal
 import yaml
 
 from harness.scenarios.yamlfile import line_of, load_yaml
+from harness.wire import Version
 
 # Largest packet MQTT can frame: remaining length 268,435,455 plus a 5-byte fixed header.
 SPEC_MAX_PACKET_SIZE = 268_435_460
@@ -103,6 +105,8 @@ class Limits:
     subscription_identifier_available: bool = True
     shared_subscription_available: bool = True
     max_client_id_length: int = 65_535
+    # The protocol levels accepted (3, 4, 5); another gets CONNACK 1 (0x84 in 5.0) and the close.
+    protocols: tuple[int, ...] = (3, 4, 5)
     max_inflight: int = 20  # outgoing QoS 1/2 messages awaiting acknowledgement, per client
     max_queued_messages: int = 1000  # further messages held per session (offline or window full)
     receive_maximum: int = 65_535  # incoming QoS 2 awaiting PUBREL (5.0 CONNACK Receive Maximum)
@@ -351,6 +355,13 @@ def config_from_mapping(root: Any, source: str = "<config>") -> BrokerConfig:
             elif key in ("retain_available", "wildcard_subscription_available", "subscription_identifier_available",
                          "shared_subscription_available"):
                 setattr(lim, key, r.boolean(value, path))
+            elif key == "protocols":
+                if not isinstance(value, list) or not value:
+                    raise r.fail(path, f"{value!r}: expected a list of versions, e.g. [\"3.1.1\", \"5.0\"]")
+                try:
+                    lim.protocols = tuple(sorted({int(Version.parse(str(v))) for v in value}))
+                except ValueError as exc:
+                    raise r.fail(path, str(exc)) from None
             elif key == "server_keep_alive":
                 lim.server_keep_alive = None if value is None else r.integer(value, path, 0, 65535)
             elif key == "connect_timeout":

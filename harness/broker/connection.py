@@ -557,6 +557,10 @@ class Connection(asyncio.Protocol):
             self.version, self.v5 = int(Version.V311), False
             self._refuse(refusal)
             return
+        if version not in limits.protocols:
+            log.info("CONNECT from %s with protocol level %s: not among limits.protocols; refused", self.peer, version)
+            self._close(will=False, connack=0x84 if v5 else 1, reason="unsupported protocol version")
+            return
         props: dict[str, Any] = packet.properties if v5 and isinstance(packet.properties, dict) else {}
         client_id = packet.client_id
         username = packet.username

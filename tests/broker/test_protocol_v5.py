@@ -469,3 +469,13 @@ def test_unavailable_subscription_features_are_announced_and_refused() -> None:
             assert [(type(p), p.reason_code) for p in c.expect_closed()] == [(Disconnect, code)]
         c = Client(proc.port, V5)
         assert c.connect("").properties["assigned_client_identifier"]  # an assigned id is not held to the limit
+
+
+def test_limits_protocols_refuses_the_other_versions() -> None:
+    """limits.protocols: the reference-limited target speaks 5.0 only, as its profile says (harness probe checks it)."""
+    with running_broker({"auth": {"allow_anonymous": True}, "limits": {"protocols": ["5.0"]}}) as proc:
+        assert Client(proc.port, V5).connect(uid()).reason_code == 0
+        for version in (Version.V31, Version.V311):
+            c = Client(proc.port, version)
+            c.connect(uid()[:20], expect_code=1)  # unacceptable protocol version
+            assert c.expect_closed() == []
