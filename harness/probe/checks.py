@@ -323,6 +323,10 @@ def check_persistent_session(s: ProbeSession, d: Draft) -> str:
     keep = {"session_expiry_interval": 300} if _v5(d) else {}
     # 5.0: Clean Start 1 with an expiry keeps the session; 3.x: clean session 0 on a fresh ClientId.
     first = _must_connect(s, d, "ps", clean_session=_v5(d), properties=keep)
+    if _v5(d) and first.connack is not None:
+        granted = (first.connack.properties or {}).get("session_expiry_interval")
+        d.observations["session expiry granted for 300 s asked"] = Finding(
+            300 if granted is None else granted, f"CONNACK Session Expiry Interval {'absent (as asked)' if granted is None else granted}")
     _subscribe(s, first.client, topic, qos)
     s.close(first)
     pub = _must_connect(s, d, "pp")
@@ -405,6 +409,24 @@ def check_subscriptions(s: ProbeSession, d: Draft) -> str:
     finally:
         s.close(sub)
         s.close(pub)
+
+
+# 5.0 CONNACK availability properties (absent means available) and the capability that shows the behaviour.
+ANNOUNCED_AVAILABLE = {"retain_available": "retain", "wildcard_subscription_available": "wildcard_subscriptions",
+                       "shared_subscription_available": "shared_subscriptions",
+                       "subscription_identifier_available": "subscription_identifiers"}
+
+
+def check_announced_behaviour(s: ProbeSession, d: Draft) -> str:
+    """Whether what the broker did matches what its 5.0 CONNACK announced (the draft follows the behaviour)."""
+    if not _v5(d):
+        return "not a 5.0 broker"
+    unlike = [f"{prop} {d.announced.get(prop, 1)} but {capability} {'works' if d.capabilities[capability].value else 'does not work'}"
+              for prop, capability in ANNOUNCED_AVAILABLE.items()
+              if capability in d.capabilities and bool(d.announced.get(prop, 1)) != d.capabilities[capability].value]
+    d.observations["behaviour unlike the announcement"] = Finding(unlike or "none", "the CONNACK's availability "
+                                                                  "properties against the checks above")
+    return "; ".join(unlike) if unlike else "as announced"
 
 
 def check_sys(s: ProbeSession, d: Draft) -> str:
@@ -555,4 +577,5 @@ CHECKS: list[tuple[str, Check]] = [
     ("subscriptions", check_subscriptions),
     ("$SYS", check_sys),
     ("sizes", check_sizes),
+    ("announced against behaviour", check_announced_behaviour),
 ]
