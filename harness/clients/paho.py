@@ -520,7 +520,7 @@ class PahoClient:
             if options.insecure:
                 client.tls_insecure_set(True)
         self._client = client
-        self._network = PahoNetworkThread(client, self.name)
+        self._network = PahoNetworkThread(client, self.name, self._network_failed)
         try:
             client.connect(self.address.host, self.address.port, keepalive=packet.keep_alive,
                            clean_start=packet.clean_session if self._v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
@@ -534,6 +534,12 @@ class PahoClient:
                 raise classify(exc, sent_client_cert=bool(self.address.tls and self.address.tls.cert_file)) from None
             raise
         self._network.start()
+
+    def _network_failed(self, exc: BaseException) -> None:
+        if self._closed_by_us or self.closed is not None:
+            return
+        self.closed = Closed("error", f"the paho network thread failed: {type(exc).__name__}: {exc}", self._now())
+        self._events.put(self.closed)
 
     def next_event(self, timeout: float) -> Event | None:
         if self.closed is not None and self._events.empty():

@@ -9,8 +9,7 @@ descriptors, so which paho connections broke depended on the load (47 in one CI 
 Here a `selectors` selector (epoll on Linux: no such limit) watches paho's socket and a wake-up
 socket pair; paho is told to want writing through `on_socket_register_write` (which also stops it
 writing from the caller's thread), and the thread calls `loop_read`, `loop_write` and `loop_misc` as
-paho's own loop would: reads when readable (or when TLS or WebSocket framing holds bytes already
-read), writes while paho has packets queued, and its keep-alive bookkeeping at least once a second.
+paho's own loop would: reads when readable (or when TLS holds decrypted bytes already read), writes while paho has packets queued, and its keep-alive bookkeeping at least once a second.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ import selectors
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -31,9 +31,10 @@ FLUSH_S = 1.0
 
 
 class PahoNetworkThread:
-    def __init__(self, client: mqtt.Client, name: str) -> None:
+    def __init__(self, client: mqtt.Client, name: str, on_failure: Callable[[BaseException], None]) -> None:
         self._client = client
         self._name = name
+        self._on_failure = on_failure  # the thread itself failed: the connection is reported closed
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -66,6 +67,16 @@ class PahoNetworkThread:
         self._wake_w.close()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as exc:  # noqa: BLE001 - a silent end of this thread is what the module is here to prevent
+            sock = self._client.socket()
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.close()
+            self._on_failure(exc)
+
+    def _loop(self) -> None:
         client = self._client
         selector = selectors.DefaultSelector()
         selector.register(self._wake_r, selectors.EVENT_READ)

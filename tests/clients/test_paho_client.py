@@ -221,3 +221,22 @@ def test_a_connection_whose_descriptor_is_past_1024_still_works(mosquitto, descr
     client.send_packet(Disconnect())
     client.close()
     assert client.next_event(0.05) is None
+
+
+def test_a_failure_of_the_network_thread_is_reported_as_a_close(monkeypatch: pytest.MonkeyPatch) -> None:
+    def script(connection: socket.socket) -> None:
+        connection.recv(1024)
+        connection.sendall(encode(Connack(reason_code=0), Version.V311))
+        connection.recv(1024)
+
+    def broken(self: object, max_packets: int = 1) -> int:
+        raise RuntimeError("a bug in paho")
+
+    from harness.clients import paho
+
+    monkeypatch.setattr(paho._TappedClient, "loop_read", broken)
+    client = PahoClient(_scripted(script), Version.V311)
+    client.send_packet(Connect(client_id="pahotest"))
+    closed = client.next_event(5)
+    assert isinstance(closed, Closed) and "paho network thread failed: RuntimeError: a bug in paho" in closed.detail
+    client.close()
