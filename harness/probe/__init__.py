@@ -34,9 +34,10 @@ def run_probe(address: Address, account: Account | None = None,
                 _timed(session, draft, name, check, progress)
         finally:
             session.check = "keepalive"
-            line = keepalive.join(draft)
-            session.record.extend(keepalive.s.record)
-            progress(f"keep alive: {line}")
+            try:
+                progress(f"keep alive: {keepalive.join(draft)}")
+            finally:
+                session.record.extend(keepalive.s.record)
     except BrokerStopped as exc:
         draft.stopped = str(exc)
         progress(f"stopped: {exc}")

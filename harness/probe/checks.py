@@ -79,7 +79,8 @@ def _must_connect(s: ProbeSession, d: Draft, suffix: str, **fields: Any) -> Conn
         s.close(connection, disconnect=False)
         if connection.connack is None:
             raise BrokerStopped(f"the broker stopped answering CONNECT during the {s.check} check: {connection.outcome}")
-        raise HarnessError(f"the broker refused a plain CONNECT during the {s.check} check: {connection.outcome}")
+        # A refusal now (a connection limit, a rate limit) ends the probe too, keeping what it found.
+        raise BrokerStopped(f"the broker refused a plain CONNECT during the {s.check} check: {connection.outcome}")
     return connection
 
 
@@ -110,12 +111,12 @@ def _receive_publish(s: ProbeSession, client: RawClient, wait: float = ANSWER_S,
 
 def _acknowledge(s: ProbeSession, client: RawClient, publish: Publish) -> None:
     if publish.qos == 1:
-        client.send_packet(Puback(packet_id=publish.packet_id or 0))
+        s.send(client, Puback(packet_id=publish.packet_id or 0))
     elif publish.qos == 2:
-        client.send_packet(Pubrec(packet_id=publish.packet_id or 0))
+        s.send(client, Pubrec(packet_id=publish.packet_id or 0))
         answer = s.next(client)
         if isinstance(answer, Pubrel):
-            client.send_packet(Pubcomp(packet_id=publish.packet_id or 0))
+            s.send(client, Pubcomp(packet_id=publish.packet_id or 0))
 
 
 def _publish(s: ProbeSession, client: RawClient, topic: str, payload: bytes, qos: int, retain: bool = False,
@@ -123,9 +124,9 @@ def _publish(s: ProbeSession, client: RawClient, topic: str, payload: bytes, qos
     """Publish and finish the sender's side of the flow; (completed, what came back)."""
     packet = Publish(topic=topic, payload=payload, qos=qos, retain=retain, packet_id=packet_id if qos else None)
     if qos == 0:
-        client.send_packet(packet)
-        s.log(_short(packet), "(QoS 0: no answer)")
-        return True, "sent"
+        failed = s.send(client, packet)
+        s.log(_short(packet), s.said(failed) if failed else "(QoS 0: no answer)")
+        return failed is None, s.said(failed) if failed else "sent"
     answer = s.exchange(client, packet)
     if qos == 1:
         return isinstance(answer, Puback) and answer.reason_code < 0x80, s.said(answer)
@@ -214,7 +215,9 @@ def check_client_ids(s: ProbeSession, d: Draft) -> str:
             ok, _ = _accepts_client_id(s, d, _client_id_of(s, middle))
             longest, refused_at = (middle, refused_at) if ok else (longest, middle)
     cap = "" if refused_at is not None or longest < CLIENT_ID_CAP else " (the search's cap)"
-    d.observations["longest ClientId accepted"] = Finding(longest, f"searched up to {CLIENT_ID_CAP}{cap}; 23: {said23}")
+    searched = (f"refused from {refused_at} characters" if refused_at is not None
+                else f"24: {said24}" if not ok24 else f"accepted up to the search's cap of {CLIENT_ID_CAP}")
+    d.observations["longest ClientId accepted"] = Finding(longest, f"{searched}; 23: {said23}")
     odd = s.client_id("x")[:14] + "-_.:/é"
     ok, said = _accepts_client_id(s, d, odd)
     d.observations["ClientId with characters outside 0-9a-zA-Z"] = Finding(ok, f"ClientId {odd!r}: {said}")
@@ -430,6 +433,10 @@ def check_announced_behaviour(s: ProbeSession, d: Draft) -> str:
 
 
 def check_sys(s: ProbeSession, d: Draft) -> str:
+    wildcards = d.capabilities.get("wildcard_subscriptions")
+    if wildcards is not None and not wildcards.value:
+        d.observations["$SYS topics"] = Finding(None, "not asked: $SYS/# is a wildcard filter, which the broker does not take")
+        return "not asked (no wildcard subscriptions)"
     watch = _must_connect(s, d, "sys")
     try:
         code, said = _subscribe(s, watch.client, "$SYS/#", 0)
@@ -463,6 +470,8 @@ def check_sizes(s: ProbeSession, d: Draft) -> str:
                                                           + (f" (Maximum Packet Size {limit})" if limit else ""))
     longest = 0
     for length in TOPIC_LADDER:
+        if limit is not None and length + 16 > limit:
+            break
         long_topic = (f"{s.topic}/" + "t" * length)[:length]
         sub = _must_connect(s, d, "ts")
         try:
@@ -485,13 +494,17 @@ class KeepaliveCheck:
     """Two idle connections, Keep Alive 1 s and 2 s, on a thread of its own from the start (it mostly
     waits). A broker that closes a constant time late samples its timers coarsely: that lateness is
     the keepalive_grace. One that closes at the same multiple of both (RabbitMQ 3.10: 3 x) does not
-    honour 1.5 x Keep Alive at all: a deviation the suite reports, which no grace should hide."""
+    honour 1.5 x Keep Alive at all: a deviation the suite reports, which no grace should hide.
+    A 5.0 broker imposing a Server Keep Alive is measured at that, unless it is over MAX_MEASURED_S."""
 
     KEEP_ALIVES = (1, 2)
+    MAX_MEASURED_S = 10
+    POLL_S = 0.05
 
     def __init__(self, s: ProbeSession, version: Version) -> None:
         self.s, self.version = s, version
-        self.closes: dict[int, tuple[float | None, str]] = {}  # Keep Alive -> (closed after, how)
+        self.closes: dict[int, tuple[float | None, str]] = {}  # Keep Alive in force -> (closed after, how)
+        self.skipped: str | None = None
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="probe keepalive", daemon=True)
 
@@ -504,54 +517,68 @@ class KeepaliveCheck:
             self._measure()
         except BaseException as exc:  # noqa: BLE001 - reported by the caller
             self.error = exc
+        finally:
+            self.s.close_all()
 
     def _measure(self) -> None:
         s = self.s
-        opened = []
+        opened: dict[int, RawClient] = {}
         for keep_alive in self.KEEP_ALIVES:
             connection = s.connect(self.version, client_id=s.client_id(f"ka{keep_alive}"), keep_alive=keep_alive)
             if not connection.accepted:
                 s.close(connection, disconnect=False)
                 continue
-            announced = (connection.connack.properties or {}).get("server_keep_alive") if connection.connack else None
-            opened.append((announced or keep_alive, connection))
-        began = time.monotonic()
-        for keep_alive, connection in opened:  # one wait for all: each until its own deadline from the start
-            wait = began + 1.5 * keep_alive + KEEPALIVE_WAIT_S - time.monotonic()
-            self.closes[keep_alive] = self._wait_close(connection.client, wait, 1.5 * keep_alive + KEEPALIVE_WAIT_S)
-            s.close(connection, disconnect=False)
+            imposed = (connection.connack.properties or {}).get("server_keep_alive") if connection.connack else None
+            if imposed is not None and imposed > self.MAX_MEASURED_S:
+                s.close(connection)
+                self.skipped = f"the CONNACK imposes Server Keep Alive {imposed} s (not measured: over {self.MAX_MEASURED_S} s)"
+                continue
+            in_force = imposed or keep_alive
+            if in_force not in opened:  # a Server Keep Alive may make both the same
+                opened[in_force] = connection.client
+            else:
+                s.close(connection)
+        deadline = {ka: time.monotonic() + 1.5 * ka + KEEPALIVE_WAIT_S for ka in opened}
+        seen: dict[int, list[str]] = {ka: [] for ka in opened}
+        while opened:  # each connection in turn, briefly, so a close is timed when it comes
+            for ka, client in list(opened.items()):
+                result = self._poll(client, seen[ka])
+                if result is None and time.monotonic() > deadline[ka]:
+                    result = (None, ", ".join([*seen[ka], f"still open after {1.5 * ka + KEEPALIVE_WAIT_S:g} s"]))
+                if result is not None:
+                    self.closes[ka] = result
+                    s.close(opened.pop(ka), disconnect=False)
 
-    def _wait_close(self, client: RawClient, wait: float, shown: float) -> tuple[float | None, str]:
-        """Seconds from our last packet to the broker's DISCONNECT or close (None: neither came), and what came."""
-        deadline = time.monotonic() + wait
-        seen: list[str] = []
-        while (left := deadline - time.monotonic()) > 0:
-            event = client.next_event(left)
-            if event is None:
-                break
-            if isinstance(event, Closed) or (isinstance(event, PacketReceived) and isinstance(event.decoded.packet, Disconnect)):
-                seen.append(self.s.said(event if isinstance(event, Closed) else event.decoded.packet))
-                return event.at - last_sent(client.transcript), ", then ".join(seen)
-            if isinstance(event, PacketReceived):
-                seen.append(self.s.said(event.decoded.packet))
-        return None, ", ".join([*seen, f"still open after {shown:g} s"])
+    def _poll(self, client: RawClient, seen: list[str]) -> tuple[float, str] | None:
+        """(seconds from our last packet to the broker's DISCONNECT or close, what came) once it came."""
+        event = client.next_event(self.POLL_S)
+        if isinstance(event, Closed) or (isinstance(event, PacketReceived) and isinstance(event.decoded.packet, Disconnect)):
+            seen.append(self.s.said(event if isinstance(event, Closed) else event.decoded.packet))
+            return event.at - last_sent(client.transcript), ", then ".join(seen)
+        if isinstance(event, PacketReceived):
+            seen.append(self.s.said(event.decoded.packet))
+        return None
 
     def join(self, d: Draft) -> str:
-        self._thread.join(1.5 * max(self.KEEP_ALIVES) + KEEPALIVE_WAIT_S + 3 * ANSWER_S)
+        self._thread.join(len(self.KEEP_ALIVES) * ANSWER_S + 1.5 * self.MAX_MEASURED_S + KEEPALIVE_WAIT_S + 1)
+        if self._thread.is_alive():  # bounded above; it cannot be, short of a hung machine
+            d.settings["keepalive_grace"] = Finding(1.0, "the default: the measurement did not finish")
+            return "not measured (did not finish)"
         if self.error is not None:
             raise self.error
         if not self.closes:
-            d.settings["keepalive_grace"] = Finding(1.0, "the default: not measured (no idle connection was accepted)")
+            why = self.skipped or "no idle connection was accepted"
+            d.settings["keepalive_grace"] = Finding(1.0, f"the default: not measured ({why})")
             return "not measured"
         said = "; ".join(f"Keep Alive {ka} s: " + (f"closed {after:.2f} s after our last packet ({how})" if after is not None else how)
-                         for ka, (after, how) in self.closes.items())
+                         for ka, (after, how) in sorted(self.closes.items()))
         closed = {ka: after for ka, (after, _) in self.closes.items() if after is not None}
         d.observations["keep alive enforced"] = Finding(len(closed) == len(self.closes), said)
         if len(closed) < len(self.closes):
             d.settings["keepalive_grace"] = Finding(1.0, f"the default: not every idle connection was closed ({said})")
             return "not enforced within the wait"
-        ratios = [after / ka for ka, after in closed.items()]
-        if min(ratios) > 1.5 + 0.25 and max(ratios) - min(ratios) < 0.25:
+        ratios = [after / ka for ka, after in sorted(closed.items())]
+        if len(ratios) > 1 and min(ratios) > 1.5 + 0.25 and max(ratios) - min(ratios) < 0.25:
             d.observations["keep alive multiple"] = Finding(round(sum(ratios) / len(ratios), 2), said)
             d.settings["keepalive_grace"] = Finding(1.0, f"the default: the broker closes at {ratios[0]:.1f} x Keep Alive, "
                                                          f"not 1.5 x (a deviation, not lateness: {said})")

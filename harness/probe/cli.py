@@ -7,7 +7,9 @@ import datetime
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
+from harness.clients.transport import Address
 from harness.errors import HarnessError
 from harness.probe import run_probe
 from harness.probe.draft import write
@@ -41,10 +43,13 @@ def main(argv: list[str]) -> int:
     if bool(args.url) == bool(args.target):
         print("harness probe: give a broker URL or --target NAME (one of them)", file=sys.stderr)
         return 2
+    if args.password is not None and args.user is None:
+        print("harness probe: --password needs --user (a 3.x CONNECT cannot carry a password without a user name)", file=sys.stderr)
+        return 2
     progress = (lambda line: None) if args.quiet else (lambda line: print(f"  {line}", flush=True))
-    session = None
+    launched: list[Any] = []  # the TargetSession of --target, stopped whatever happens
     try:
-        address, account, shown, session = _resolve(args)
+        address, account, shown = _resolve(args, launched)
         name = args.name or _default_name(address.host, address.port)
         print(f"probing {shown} ...", flush=True)
         draft, probe, seconds = run_probe(address, account, progress)
@@ -55,8 +60,11 @@ def main(argv: list[str]) -> int:
     except HarnessError as exc:
         print(f"harness probe: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # writing the files
+        print(f"harness probe: cannot write {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     finally:
-        if session is not None:
+        for session in launched:
             session.stop()
     print(f"{'stopped early' if draft.stopped else 'done'} in {seconds:.1f} s: draft profile {paths['profile']}, "
           f"targets entry {paths['targets']}, record {paths['record']}")
@@ -67,8 +75,8 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _resolve(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """(address, account, URL to show, a started TargetSession or None)."""
+def _resolve(args: argparse.Namespace, launched: list[Any]) -> tuple[Address, Account, str]:
+    """(address, account, URL to show); a --target's TargetSession goes into `launched` before it starts."""
     from harness.targets import TargetSession, parse_endpoint_url, redact_url, target_from_file
     from harness.targets.profiles import load_profile
 
@@ -76,16 +84,17 @@ def _resolve(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         address, url_account = parse_endpoint_url(args.url, "probe URL")
         user = args.user if args.user is not None else getattr(url_account, "username", None)
         password = args.password if args.password is not None else getattr(url_account, "password", None)
-        return address, Account(user, password), redact_url(args.url), None
+        return address, Account(user, password), redact_url(args.url)
     path = Path(args.targets_file) if args.targets_file else (Path("targets.yaml") if Path("targets.yaml").is_file() else None)
     spec = target_from_file(path, args.target)
     session = TargetSession(spec, load_profile(spec.profile))
+    launched.append(session)
     endpoint = session.endpoint()  # starts a launched broker
     default = endpoint.accounts.get("default")
     account = Account(getattr(default, "username", None), getattr(default, "password", None))
     if args.user is not None or args.password is not None:
         account = Account(args.user, args.password)
-    return endpoint.address, account, redact_url(endpoint.address.url), session
+    return endpoint.address, account, redact_url(endpoint.address.url)
 
 
 def _default_name(host: str, port: int) -> str:

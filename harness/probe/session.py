@@ -85,8 +85,8 @@ class ProbeSession:
         self._connected_once = True
         client = RawClient(transport, version, name="probe")
         self._open.append(client)
-        client.send_packet(connect)
-        answer = self.next(client, wait)
+        failed = self.send(client, connect)
+        answer = failed or self.next(client, wait)
         connack = answer if isinstance(answer, Connack) else None
         outcome = self.said(answer, wait)
         self.log(f"CONNECT {version.label} {_connect_text(connect)}", outcome)
@@ -109,10 +109,17 @@ class ProbeSession:
             return f"closed ({answer.how}): {answer.detail}"
         return describe(answer)
 
+    def send(self, client: RawClient, packet: Packet) -> Closed | None:
+        """Send `packet`; the close when the broker had already closed the connection (the write failed)."""
+        try:
+            client.send_packet(packet)
+        except OSError as exc:  # ssl.SSLError included
+            return client.closed or Closed("error", f"writing {describe(packet)} failed: {_reason(exc)}", 0.0)
+        return None
+
     def exchange(self, client: RawClient, packet: Packet, wait: float = ANSWER_S) -> Packet | Closed | None:
         """Send `packet`, return the broker's next answer, and record both."""
-        client.send_packet(packet)
-        answer = self.next(client, wait)
+        answer = self.send(client, packet) or self.next(client, wait)
         self.log(describe(packet), self.said(answer, wait))
         return answer
 

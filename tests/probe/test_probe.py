@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.probe import Account, run_probe
-from harness.probe.checks import Draft, Finding
+from harness.probe.checks import Draft, Finding, KeepaliveCheck
 from harness.probe.compare import against_target, differences
 from harness.probe.draft import write
 from harness.targets import TargetNotInstalled, TargetSession, target_from_file
@@ -169,3 +169,49 @@ def test_probe_then_run_the_suite_with_the_draft(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "target mine (from drafted/targets.yaml), profile mine" in run.stdout
     assert " passed" in run.stdout.splitlines()[-1] and "failed" not in run.stdout.splitlines()[-1]
+
+
+class RefusingBroker(DyingBroker):
+    """Answers the first `serve` connections with CONNACK 0, every later one with CONNACK 3 (server unavailable)."""
+
+    def _run(self) -> None:
+        served = 0
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.sendall(bytes([0x20, 0x02, 0x00, 0x00 if served < self.serve else 0x03]))
+            served += 1
+            self.connections.append(conn)
+
+
+def test_a_broker_that_starts_refusing_mid_probe_keeps_what_was_found(tmp_path: Path) -> None:
+    with RefusingBroker(serve=3) as broker:
+        result = _probe_cli(f"mqtt://127.0.0.1:{broker.port}", "--out", "out", "--name", "busy", cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "the broker refused a plain CONNECT during the" in result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr
+    assert "INCOMPLETE" in (tmp_path / "out" / "busy.yaml").read_text()
+
+
+def _keepalive_verdict(closes: dict[int, tuple[float | None, str]]) -> tuple[Draft, str]:
+    check = KeepaliveCheck.__new__(KeepaliveCheck)
+    check.closes, check.skipped, check.error = closes, None, None
+    check._thread = threading.Thread(target=lambda: None)
+    check._thread.start()
+    draft = Draft()
+    return draft, check.join(draft)
+
+
+def test_keepalive_lateness_becomes_the_grace_but_a_multiple_does_not() -> None:
+    draft, line = _keepalive_verdict({1: (1.52, "closed"), 2: (3.01, "closed")})
+    assert draft.settings["keepalive_grace"].value == 1.0 and "grace" in line  # on time
+    draft, _ = _keepalive_verdict({1: (4.6, "closed"), 2: (6.1, "closed")})  # a constant 3.1 s late: sampling
+    assert draft.settings["keepalive_grace"].value == 4.0
+    draft, line = _keepalive_verdict({1: (3.0, "closed"), 2: (6.01, "closed")})  # RabbitMQ: 3 x Keep Alive
+    assert draft.settings["keepalive_grace"].value == 1.0 and "3.0 x Keep Alive" in line
+    assert draft.observations["keep alive multiple"].value == 3.0
+    draft, line = _keepalive_verdict({1: (None, "still open after 9.5 s"), 2: (3.0, "closed")})
+    assert line == "not enforced within the wait" and draft.observations["keep alive enforced"].value is False
