@@ -14,6 +14,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("harness.report.compare:main", "compare runs over several targets: reports/comparison.html and .md"),
     "report": ("harness.report.html:main", "turn reports/ into the Allure 3 HTML report (needs Node's allure)"),
     "list": ("harness.listing:main", "the built-in scenarios, the targets and the profiles a run here can use"),
+    "fuzz": ("harness.fuzz.cli:main", "fuzz a broker with verdicts; every violation found is kept as a scenario"),
     "probe": ("harness.probe.cli:main", "find out what a broker offers and draft its profile and targets entry"),
 }
 
