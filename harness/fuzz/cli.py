@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
+import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +40,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--protocol", default="all", help="3.1, 3.1.1, 5.0 or all (those the broker accepts)")
     parser.add_argument("--rate", type=float, help="at most this many cases a second")
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for an answer (default 3)")
+    parser.add_argument("--shrink-time", type=float, default=60.0,
+                        help="seconds in all for shrinking the findings (default 60; the rest are kept as found)")
     parser.add_argument("--out", default="fuzz", help="folder for fuzz.json and findings/ (default: fuzz)")
     return parser
 
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    # A stop from outside (CI's timeout, kill) still stops the broker a --target launched.
+    signal.signal(signal.SIGTERM, _interrupt)
     if bool(args.broker) == bool(args.target):
         print("harness fuzz: give --broker URL or --target NAME (one of them)", file=sys.stderr)
         return 2
@@ -65,14 +71,18 @@ def main(argv: list[str]) -> int:
             print()
         out = Path(args.out)
         groups = group([o for run in runs for o in run.violations])
+        deadline = time.monotonic() + args.shrink_time
         for members in groups:  # the first of each, as small as it still shows the violation
             connection = Connection(address, account, members[0].case.version, args.timeout)
-            members[0] = minimize(members[0], lambda case, c=connection: run_case(c, case))  # type: ignore[misc]
+            members[0] = minimize(members[0], lambda case, c=connection: run_case(c, case), deadline=deadline)  # type: ignore[misc]
         found = write_findings(out / "findings", groups, seed)
         _write_record(out / "fuzz.json", runs, seed, shown)
     except (HarnessError, ValueError) as exc:
         print(f"harness fuzz: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("harness fuzz: interrupted", file=sys.stderr)
+        return 130
     except OSError as exc:
         print(f"harness fuzz: cannot write {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 2
@@ -141,3 +151,7 @@ def _write_record(path: Path, runs: list[FuzzRun], seed: int, shown: str) -> Non
                    "rules": list(o.case.rules), "why": o.case.why, "verdict": o.verdict, "observed": o.observed}
                   for o in run.outcomes]} for run in runs]}
     path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt

@@ -3,7 +3,7 @@
 Greedy removal of byte blocks from the packet's body (halves, then quarters, down to single bytes),
 the remaining length rewritten to match. A smaller candidate is kept when the strict decoder still
 expects the same outcome for the same statements and the broker still violates it the same way.
-Each try is one run against the broker, so the tries are capped. A case whose mutation is its
+Each try is one run against the broker, so the tries are capped, per finding and in all (a deadline). A case whose mutation is its
 length field, or whose length takes more than one byte, is kept as it is (rewriting the length would
 undo the mutation).
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 from collections.abc import Callable
 
 from harness.fuzz.cases import Case, oracle
@@ -32,17 +33,22 @@ def _same_kind(observed: str) -> str:
     return re.sub(r"\d+(\.\d+)?", "N", observed)
 
 
-def minimize(outcome: Outcome, run: Callable[[Case], Outcome], tries: int = MAX_TRIES) -> Outcome:
+def minimize(outcome: Outcome, run: Callable[[Case], Outcome], tries: int = MAX_TRIES,
+             deadline: float | None = None) -> Outcome:
+    """The smallest case found within `tries` runs (and before time.monotonic() passes `deadline`)."""
     case = outcome.case
     if case.split is not None or "remaining length" in case.mutation or len(case.data) < 3 or case.data[1] & 0x80 \
             or case.data[1] != len(case.data) - 2:
         return outcome
     best, used = outcome, 0
     block = max(1, (len(case.data) - 2) // 2)
-    while block >= 1 and used < tries:
+    def more() -> bool:
+        return used < tries and (deadline is None or time.monotonic() < deadline)
+
+    while block >= 1 and more():
         shrunk = False
         start = 0
-        while used < tries:
+        while more():
             candidate = _without(best.case.data, start, block)
             if candidate is None:
                 break

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import re
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    # A stop from outside (CI's timeout, kill) still stops the broker a --target launched.
+    signal.signal(signal.SIGTERM, _interrupt)
     if bool(args.url) == bool(args.target):
         print("harness probe: give a broker URL or --target NAME (one of them)", file=sys.stderr)
         return 2
@@ -60,6 +63,9 @@ def main(argv: list[str]) -> int:
     except HarnessError as exc:
         print(f"harness probe: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("harness probe: interrupted", file=sys.stderr)
+        return 130
     except OSError as exc:  # writing the files
         print(f"harness probe: cannot write {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 2
@@ -99,3 +105,7 @@ def _resolve(args: argparse.Namespace, launched: list[Any]) -> tuple[Address, Ac
 
 def _default_name(host: str, port: int) -> str:
     return "probe-" + re.sub(r"[^0-9A-Za-z]+", "-", f"{host}-{port}").strip("-")
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
