@@ -145,9 +145,22 @@ class Reader:
                 f"{what} contains U+0000 at character {text.index(chr(0))}: {text[:40]!r}",
                 fatal=not ctx.v31,
             )
+        odd = next((c for c in text if _discouraged(c)), None)
+        if odd is not None:
+            # The sender SHOULD NOT use these; a receiver MAY close (3.1.1 §1.5.3, 5.0 §1.5.4): not fatal.
+            ctx = self.ctx
+            ctx.add(ctx.rule("§1.5.3", "§1.5.4"),
+                    f"{what} contains U+{ord(odd):04X}, a control character or non-character: {text[:40]!r}", fatal=False)
         return text
 
     def rest(self) -> bytes:
         data = self.data[self.pos : self.end]
         self.pos = self.end
         return data
+
+
+def _discouraged(character: str) -> bool:
+    """U+0001..U+001F, U+007F..U+009F and the non-characters: strings should not carry them."""
+    code = ord(character)
+    return (0x01 <= code <= 0x1F or 0x7F <= code <= 0x9F or 0xFDD0 <= code <= 0xFDEF
+            or (code & 0xFFFE) == 0xFFFE)

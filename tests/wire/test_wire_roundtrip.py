@@ -49,8 +49,10 @@ ALL_VERSIONS = list(Version)
 _P = PacketType
 
 # Valid text: no surrogates (not encodable), no U+0000 (forbidden in every string field).
-text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
-_level = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00+#/"), min_size=1, max_size=6)
+# Strings a well-behaved sender writes: no surrogates, no U+0000, no control characters or non-characters
+# (those get a non-fatal finding, test_discouraged_characters_are_a_non_fatal_finding).
+text = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Cn"), blacklist_characters="\x00"), max_size=12)
+_level = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Cn"), blacklist_characters="\x00+#/"), min_size=1, max_size=6)
 topic_names = st.lists(_level, min_size=1, max_size=4).map("/".join)
 topic_filters = st.builds(
     lambda levels, tail: "/".join(levels + tail),
@@ -413,3 +415,14 @@ def test_property_values_have_the_spec_widths_on_the_wire() -> None:
     assert encode(packet, Version.V5) == expected
     assert encode(Subscribe(packet_id=1, subscriptions=["a"], properties={"subscription_identifier": 200}),
                   Version.V5) == bytes.fromhex("82 0a 00 01 03 0b c8 01 00 01 61 00")  # varint 200 = c8 01
+
+
+@pytest.mark.parametrize("character", ["\x01", "\x1f", "\x7f", "\x9f", "\ufdd0", "\uffff", "\U0010fffe"])
+@pytest.mark.parametrize("version", [Version.V311, Version.V5])
+def test_discouraged_characters_are_a_non_fatal_finding(character: str, version: Version) -> None:
+    from harness.wire.decode import Decoder
+
+    decoder = Decoder(version, role="server")
+    decoder.feed(encode(Connect(client_id="c"), version))
+    [event] = decoder.feed(encode(Publish(topic=f"a{character}b", payload=b"x"), version))
+    assert [(f.rule, f.fatal) for f in event.findings] == [("§1.5.4" if version is Version.V5 else "§1.5.3", False)]
