@@ -34,7 +34,7 @@ def main(total: int) -> int:
         pid = session._broker.process.pid  # noqa: SLF001 - a benchmark may look at the launched process (RunningBroker.process)
         default = endpoint.accounts["default"]
         account = Account(default.username, default.password)
-        chunk = max(1, total // 30)  # ten samples per version
+        chunk = max(1, -(-total // 30))  # ten samples per version (rounded up: at least `total` in all)
         started, done, samples, counts = time.monotonic(), 0, [], {}
         for version in Version:
             connection = Connection(endpoint.address, account, version, 3.0)
