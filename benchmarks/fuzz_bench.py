@@ -14,8 +14,7 @@ from pathlib import Path
 
 from harness.fuzz import fuzz
 from harness.fuzz.runner import Connection, liveness
-from harness.targets import Account, TargetSession, target_from_file
-from harness.targets.profiles import load_profile
+from harness.targets.reach import default_account, started
 from harness.wire import Version
 
 
@@ -27,15 +26,12 @@ def _rss_kib(pid: int) -> int:
 
 
 def main(total: int) -> int:
-    spec = target_from_file(None, "reference")
-    session = TargetSession(spec, load_profile(spec.profile))
-    try:
+    with started("reference") as session:
         endpoint = session.endpoint()
         pid = session._broker.process.pid  # noqa: SLF001 - a benchmark may look at the launched process (RunningBroker.process)
-        default = endpoint.accounts["default"]
-        account = Account(default.username, default.password)
+        account = default_account(endpoint)
         chunk = max(1, -(-total // 30))  # ten samples per version (rounded up: at least `total` in all)
-        started, done, samples, counts = time.monotonic(), 0, [], {}
+        began, done, samples, counts = time.monotonic(), 0, [], {}
         for version in Version:
             connection = Connection(endpoint.address, account, version, 3.0)
             for seed in range(10):
@@ -45,7 +41,7 @@ def main(total: int) -> int:
                 done += len(run.outcomes)
                 rss = _rss_kib(pid)
                 samples.append(rss)
-                print(f"{done:>9} cases  {done / (time.monotonic() - started):6.0f}/s  broker RSS {rss / 1024:6.1f} MiB  "
+                print(f"{done:>9} cases  {done / (time.monotonic() - began):6.0f}/s  broker RSS {rss / 1024:6.1f} MiB  "
                       f"(MQTT {version.label}, seed {seed})", flush=True)
                 if run.stopped:
                     print(f"stopped: {run.stopped}")
@@ -56,8 +52,6 @@ def main(total: int) -> int:
         print(f"RSS first third {sum(samples[:third]) / third / 1024:.1f} MiB, last third "
               f"{sum(samples[-third:]) / third / 1024:.1f} MiB, max {max(samples) / 1024:.1f} MiB")
         return 0 if state is None else 1
-    finally:
-        session.stop()
 
 
 if __name__ == "__main__":

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sys
 
-from harness.probe import Account, run_probe
+from harness.probe import run_probe
 from harness.probe.compare import against_target
-from harness.targets import TargetNotInstalled, TargetSession, target_from_file
-from harness.targets.profiles import load_profile
+from harness.targets import TargetNotInstalled
+from harness.targets.reach import default_account, started
 
 TARGETS = ["reference", "reference-limited", "mosquitto", "amqtt", "aedes", "rabbitmq", "ejabberd",
            "reference-cumulocity", "reference-cumulocity-legacy", "reference-itron", "reference-watson-iot",
@@ -30,29 +30,23 @@ def main(names: list[str]) -> int:
           + " | keepalive_grace (committed) | differences |")
     print("| --- | ---: | --- |" + " :---: |" * len(SHOWN) + " ---: | --- |")
     for name in names or TARGETS:
-        spec = target_from_file(None, name)
-        session = TargetSession(spec, load_profile(spec.profile))
         try:
-            try:
+            with started(name) as session:
                 endpoint = session.endpoint()
-            except TargetNotInstalled as exc:
-                print(f"| {name} | not installed: {exc} |")
-                continue
-            default = endpoint.accounts.get("default")
-            draft, _, seconds = run_probe(endpoint.address, Account(getattr(default, "username", None),
-                                                                    getattr(default, "password", None)))
-            found = against_target(draft, session)
-            cells = []
-            for key in SHOWN:
-                finding = draft.capabilities.get(key)
-                cells.append("–" if finding is None else ("yes" if finding.value else "no"))
-            grace = draft.settings.get("keepalive_grace")
-            committed = float(session.settings.get("keepalive_grace", 1.0))
-            print(f"| {name} | {seconds:.1f} s | {', '.join(v.label for v in draft.accepted())} | " + " | ".join(cells)
-                  + f" | {grace.value if grace else '?'} ({committed:g}) | "
-                  + ("none" if not found else "; ".join(map(str, found))) + " |", flush=True)
-        finally:
-            session.stop()
+                draft, _, seconds = run_probe(endpoint.address, default_account(endpoint))
+                found = against_target(draft, session)
+                committed = float(session.settings.get("keepalive_grace", 1.0))
+        except TargetNotInstalled as exc:
+            print(f"| {name} | not installed: {exc} |")
+            continue
+        cells = []
+        for key in SHOWN:
+            finding = draft.capabilities.get(key)
+            cells.append("–" if finding is None else ("yes" if finding.value else "no"))
+        grace = draft.settings.get("keepalive_grace")
+        print(f"| {name} | {seconds:.1f} s | {', '.join(v.label for v in draft.accepted())} | " + " | ".join(cells)
+              + f" | {grace.value if grace else '?'} ({committed:g}) | "
+              + ("none" if not found else "; ".join(map(str, found))) + " |", flush=True)
     return 0
 
 

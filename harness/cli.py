@@ -6,6 +6,7 @@ Each subcommand lives in its own module and registers itself in SUBCOMMANDS as
 
 import importlib
 import os
+import signal
 import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -36,11 +37,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"harness: unknown command {name!r} (commands: {', '.join(sorted(SUBCOMMANDS)) or 'none'})", file=sys.stderr)
         return 2
     module_name, function_name = SUBCOMMANDS[name][0].split(":")
+    # A stop from outside (CI's timeout, kill) unwinds like Ctrl-C: a broker a subcommand launched is stopped.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return int(getattr(importlib.import_module(module_name), function_name)(rest) or 0)
+    except KeyboardInterrupt:
+        print(f"harness {name}: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # `harness list | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

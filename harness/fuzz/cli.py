@@ -5,18 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
-import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from harness.errors import HarnessError
 from harness.fuzz import FuzzRun, fuzz
 from harness.fuzz.findings import group, write_findings
 from harness.fuzz.minimize import minimize
 from harness.fuzz.runner import Connection, run_case
-from harness.targets import Account
+from harness.targets.reach import reached
 from harness.wire import Version
 
 USAGE = """harness fuzz (--broker URL | --target NAME) [--seed S] [--cases N | --time SECONDS]
@@ -48,66 +46,40 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    # A stop from outside (CI's timeout, kill) still stops the broker a --target launched.
-    signal.signal(signal.SIGTERM, _interrupt)
     if bool(args.broker) == bool(args.target):
         print("harness fuzz: give --broker URL or --target NAME (one of them)", file=sys.stderr)
         return 2
     seed = args.seed if args.seed is not None else secrets.randbelow(1 << 31)
-    launched: list[Any] = []
     try:
         versions = list(Version) if args.protocol == "all" else [Version.parse(args.protocol)]
-        address, account, shown = _resolve(args, launched)
-        print(f"fuzzing {shown}, seed {seed}", flush=True)
-        runs = []
-        for version in versions:
-            connection = Connection(address, account, version, args.timeout)
-            refused = _accepts(connection)
-            if refused is not None:
-                print(f"  MQTT {version.label}: not fuzzed ({refused})")
-                continue
-            runs.append(fuzz(connection, seed, args.cases, args.time, args.rate, topic=f"mqc/fuzz{secrets.token_hex(3)}",
-                             progress=_progress))
-            print()
+        with reached(args.broker, args.target, args.targets_file, "--broker") as (address, account, shown):
+            print(f"fuzzing {shown}, seed {seed}", flush=True)
+            runs = []
+            for version in versions:
+                connection = Connection(address, account, version, args.timeout)
+                refused = _accepts(connection)
+                if refused is not None:
+                    print(f"  MQTT {version.label}: not fuzzed ({refused})")
+                    continue
+                runs.append(fuzz(connection, seed, args.cases, args.time, args.rate, topic=f"mqc/fuzz{secrets.token_hex(3)}",
+                                 progress=_progress))
+                print()
+            groups = group([o for run in runs for o in run.violations])
+            deadline = time.monotonic() + args.shrink_time
+            for members in groups:  # the first of each, as small as it still shows the violation
+                connection = Connection(address, account, members[0].case.version, args.timeout)
+                members[0] = minimize(members[0], lambda case, c=connection: run_case(c, case), deadline=deadline)  # type: ignore[misc]
         out = Path(args.out)
-        groups = group([o for run in runs for o in run.violations])
-        deadline = time.monotonic() + args.shrink_time
-        for members in groups:  # the first of each, as small as it still shows the violation
-            connection = Connection(address, account, members[0].case.version, args.timeout)
-            members[0] = minimize(members[0], lambda case, c=connection: run_case(c, case), deadline=deadline)  # type: ignore[misc]
         found = write_findings(out / "findings", groups, seed)
         _write_record(out / "fuzz.json", runs, seed, shown)
     except (HarnessError, ValueError) as exc:
         print(f"harness fuzz: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("harness fuzz: interrupted", file=sys.stderr)
-        return 130
     except OSError as exc:
         print(f"harness fuzz: cannot write {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    finally:
-        for session in launched:
-            session.stop()
     _summary(runs, found, out, seed)
     return 1 if found or any(run.stopped for run in runs) else 0
-
-
-def _resolve(args: argparse.Namespace, launched: list[Any]) -> tuple[Any, Account, str]:
-    from harness.targets import TargetSession, parse_endpoint_url, redact_url, target_from_file
-    from harness.targets.profiles import load_profile
-
-    if args.broker:
-        address, account = parse_endpoint_url(args.broker, "--broker")
-        return address, account or Account(None, None), redact_url(args.broker)
-    path = Path(args.targets_file) if args.targets_file else (Path("targets.yaml") if Path("targets.yaml").is_file() else None)
-    spec = target_from_file(path, args.target)
-    session = TargetSession(spec, load_profile(spec.profile))
-    launched.append(session)
-    endpoint = session.endpoint()
-    default = endpoint.accounts.get("default")
-    return endpoint.address, Account(getattr(default, "username", None), getattr(default, "password", None)), \
-        redact_url(endpoint.address.url)
 
 
 def _accepts(connection: Connection) -> str | None:
@@ -152,6 +124,3 @@ def _write_record(path: Path, runs: list[FuzzRun], seed: int, shown: str) -> Non
                   for o in run.outcomes]} for run in runs]}
     path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 
-
-def _interrupt(*_: object) -> None:
-    raise KeyboardInterrupt

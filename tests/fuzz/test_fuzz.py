@@ -17,8 +17,7 @@ import pytest
 from harness.fuzz import fuzz
 from harness.fuzz.cases import generate, oracle
 from harness.fuzz.runner import Connection
-from harness.targets import Account, TargetSession, target_from_file
-from harness.targets.profiles import load_profile
+from harness.targets.reach import default_account, started
 from harness.wire import Pingreq, Publish, Subscribe, Version, encode
 
 V311, V5 = Version.V311, Version.V5
@@ -44,17 +43,13 @@ def test_a_seed_gives_the_same_cases_and_another_seed_others() -> None:
 
 @pytest.fixture(scope="module")
 def reference():  # type: ignore[no-untyped-def]
-    spec = target_from_file(None, "reference")
-    session = TargetSession(spec, load_profile(spec.profile))
-    endpoint = session.endpoint()
-    yield endpoint
-    session.stop()
+    with started("reference") as session:
+        yield session.endpoint()
 
 
 @pytest.mark.parametrize("version", list(Version))
 def test_the_reference_broker_has_no_findings(reference, version: Version) -> None:  # type: ignore[no-untyped-def]
-    account = reference.accounts["default"]
-    run = fuzz(Connection(reference.address, Account(account.username, account.password), version, 3.0), seed=11, cases=300)
+    run = fuzz(Connection(reference.address, default_account(reference), version, 3.0), seed=11, cases=300)
     assert len(run.outcomes) == 300 and run.stopped is None
     assert run.violations == [], "\n".join(f"{o.case.base} {o.case.mutation}: {o.observed}" for o in run.violations[:5])
     assert {o.case.expect for o in run.outcomes} == {"close", "works", "either"}

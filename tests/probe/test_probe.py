@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.probe import Account, run_probe
+from harness.probe import run_probe
 from harness.probe.checks import Draft, Finding, KeepaliveCheck
 from harness.probe.compare import against_target, differences
 from harness.probe.draft import write
-from harness.targets import TargetNotInstalled, TargetSession, target_from_file
+from harness.targets import TargetNotInstalled, target_from_file
 from harness.targets.profiles import load_profile
+from harness.targets.reach import default_account, started
 from harness.wire import Version
 
 # Every broker the harness launches, and each personality of the reference broker.
@@ -28,30 +29,24 @@ LAUNCHABLE = ["reference", "reference-limited", "mosquitto", "amqtt", "aedes", "
 
 @pytest.mark.parametrize("name", LAUNCHABLE)
 def test_the_drafted_profile_agrees_with_the_committed_one(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = target_from_file(None, name)
-    session = TargetSession(spec, load_profile(spec.profile))
     try:
-        try:
+        with started(name) as session:
             endpoint = session.endpoint()
-        except TargetNotInstalled as exc:
-            pytest.skip(str(exc))
-        default = endpoint.accounts.get("default")
-        draft, probe, _ = run_probe(endpoint.address, Account(getattr(default, "username", None),
-                                                              getattr(default, "password", None)))
-        assert draft.stopped is None
-        found = against_target(draft, session)
-        assert not found, f"{name}: the probe and the committed profile differ:\n" + "\n".join(map(str, found))
-        # What it writes reads back as a profile and a targets entry that uses it.
-        paths = write(tmp_path, draft, probe.record, "drafted", endpoint.address.url, "now", 1.0, credentials=True)
-        drafted = load_profile(str(paths["profile"]))
-        assert drafted.protocols == frozenset(draft.accepted())
-        assert drafted.capabilities == {k: f.value for k, f in draft.capabilities.items()}
-        monkeypatch.setenv("MQTT_USER", "someone")
-        monkeypatch.setenv("MQTT_PASSWORD", "secret")
-        entry = target_from_file(paths["targets"], "drafted")
-        assert Path(entry.profile) == paths["profile"].resolve()
-    finally:
-        session.stop()
+            draft, probe, _ = run_probe(endpoint.address, default_account(endpoint))
+            found = against_target(draft, session)
+    except TargetNotInstalled as exc:
+        pytest.skip(str(exc))
+    assert draft.stopped is None
+    assert not found, f"{name}: the probe and the committed profile differ:\n" + "\n".join(map(str, found))
+    # What it writes reads back as a profile and a targets entry that uses it.
+    paths = write(tmp_path, draft, probe.record, "drafted", endpoint.address.url, "now", 1.0, credentials=True)
+    drafted = load_profile(str(paths["profile"]))
+    assert drafted.protocols == frozenset(draft.accepted())
+    assert drafted.capabilities == {k: f.value for k, f in draft.capabilities.items()}
+    monkeypatch.setenv("MQTT_USER", "someone")
+    monkeypatch.setenv("MQTT_PASSWORD", "secret")
+    entry = target_from_file(paths["targets"], "drafted")
+    assert Path(entry.profile) == paths["profile"].resolve()
 
 
 def test_a_difference_names_the_field_and_its_evidence() -> None:
@@ -135,13 +130,9 @@ def test_a_url_and_a_target_together_are_refused(tmp_path: Path) -> None:
 
 
 def test_a_refused_login_is_one_line(tmp_path: Path) -> None:
-    spec = target_from_file(None, "reference")
-    session = TargetSession(spec, load_profile(spec.profile))
-    try:
+    with started("reference") as session:
         address = session.endpoint().address
         result = _probe_cli(f"mqtt://nobody:wrong@{address.host}:{address.port}", cwd=tmp_path)
-    finally:
-        session.stop()
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "refused the login with the credentials given (3.1, 3.1.1, 5.0)" in lines[0]
@@ -149,9 +140,7 @@ def test_a_refused_login_is_one_line(tmp_path: Path) -> None:
 
 def test_probe_then_run_the_suite_with_the_draft(tmp_path: Path) -> None:
     """The README's workflow for a broker nobody has profiled: probe, then pytest with the targets entry."""
-    spec = target_from_file(None, "reference")
-    session = TargetSession(spec, load_profile(spec.profile))
-    try:
+    with started("reference") as session:
         endpoint = session.endpoint()
         account = endpoint.accounts["default"]
         url = f"mqtt://{account.username}:{account.password}@{endpoint.host}:{endpoint.port}"
@@ -164,8 +153,6 @@ def test_probe_then_run_the_suite_with_the_draft(tmp_path: Path) -> None:
         run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--targets-file",
                               "drafted/targets.yaml", "--target", "mine", "-k", "clientid or will"],
                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    finally:
-        session.stop()
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "target mine (from drafted/targets.yaml), profile mine" in run.stdout
     assert " passed" in run.stdout.splitlines()[-1] and "failed" not in run.stdout.splitlines()[-1]
