@@ -1,9 +1,10 @@
 """`harness fuzz`: cases generated from the codec, each with a verdict, every finding kept as a scenario.
 
 cases.py makes the cases and their expected outcome (the strict decoder is the oracle), runner.py
-runs one and checks the broker is alive after it, findings.py writes the violations as scenario
+runs one and checks the broker is alive after it (a fresh CONNECT + PINGREQ after every case), findings.py writes the violations as scenario
 files, cli.py is the command. `fuzz` runs cases one at a time (two connections at most), at a rate
-that can be capped, until the case count or the time is reached, and stops at a dead broker.
+that can be capped, until the case count or the time is reached, and stops at a dead broker; then it
+deletes the retained messages its cases may have set.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from harness.fuzz.cases import generate
-from harness.fuzz.runner import Connection, Outcome, liveness, run_case
+from harness.fuzz.runner import Connection, Outcome, clear_retained, liveness, run_case
 from harness.wire import Version
 
 
@@ -25,6 +26,8 @@ class FuzzRun:
     outcomes: list[Outcome] = field(default_factory=list)
     stopped: str | None = None  # why it ended before its cases ran out
     seconds: float = 0.0
+    retained: dict[str, None] = field(default_factory=dict)  # topics its cases may have set a retained message on
+    not_cleared: str | None = None  # why those could not be deleted afterwards
 
     @property
     def verdicts(self) -> Counter[str]:
@@ -46,8 +49,9 @@ def fuzz(connection: Connection, seed: int, cases: int | None = None, seconds: f
             break
         began = time.monotonic()
         outcome = run_case(connection, case)
-        if outcome.verdict == "violation" or outcome.case.expect == "close":
-            state, why = liveness(connection)
+        run.retained.update(dict.fromkeys(case.retained))
+        if outcome.verdict != "broker dead":  # a fresh connection after every case, even one the broker answered:
+            state, why = liveness(connection)  # a broker may serve the old connection and no new one
             if state is not None:
                 outcome = Outcome(case, state, f"{outcome.observed}; then {why}")
         run.outcomes.append(outcome)
@@ -58,6 +62,8 @@ def fuzz(connection: Connection, seed: int, cases: int | None = None, seconds: f
         if rate:
             time.sleep(max(0.0, 1 / rate - (time.monotonic() - began)))
     run.seconds = time.monotonic() - started
+    if not run.stopped:
+        run.not_cleared = clear_retained(connection, list(run.retained))
     return run
 
 

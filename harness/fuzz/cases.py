@@ -47,6 +47,7 @@ class Case:
     why: str  # the decoder's words
     before_connect: bool = False  # sent instead of CONNECT
     split: int | None = None  # sent in two writes, split after this many bytes
+    retained: tuple[str, ...] = ()  # topics a broker may now hold a retained message on (the run clears them)
 
 
 def _text(rng: random.Random, low: int = 1, high: int = 12) -> str:
@@ -143,11 +144,29 @@ MUTATIONS: list[Callable[[random.Random, bytes], tuple[str, bytes]]] = [
 def oracle(version: Version, data: bytes, before_connect: bool = False) -> tuple[Expect, tuple[str, ...], str] | None:
     """What the broker must do with `data` (sent after a valid CONNECT unless `before_connect`), or None
     when the decoder cannot settle it."""
+    return _judged(version, _decoded(version, data, before_connect), data, before_connect)
+
+
+def _decoded(version: Version, data: bytes, before_connect: bool) -> list[Decoded | Malformed]:
     decoder = Decoder(version, role="server")
-    connect = encode(Connect(client_id="fuzz"), version)
     if not before_connect:
-        decoder.feed(connect)
-    events = decoder.feed(data)
+        decoder.feed(encode(Connect(client_id="fuzz"), version))
+    return decoder.feed(data)
+
+
+def retained_topics(events: list[Decoded | Malformed]) -> tuple[str, ...]:
+    """The topics of the decoded PUBLISHes that set a retained message (a mutated flag byte does), whichever
+    way the case is judged: a lenient broker may keep one even where it must close. Only names a valid
+    PUBLISH can reach again, so the run can clear them."""
+    return tuple(dict.fromkeys(
+        e.packet.topic for e in events
+        if isinstance(e, Decoded) and isinstance(e.packet, Publish) and e.packet.retain and e.packet.payload
+        and isinstance(e.packet.topic, str) and e.packet.topic and not set(e.packet.topic) & {"+", "#", "\0"}
+        and not any(0xD800 <= ord(c) <= 0xDFFF for c in e.packet.topic)))
+
+
+def _judged(version: Version, events: list[Decoded | Malformed], data: bytes,
+            before_connect: bool) -> tuple[Expect, tuple[str, ...], str] | None:
     consumed = sum(len(e.raw) for e in events if isinstance(e, Decoded))
     lenient: list[tuple[str, str]] = []  # non-fatal findings: the server may close or carry on
     for event in events:
@@ -188,8 +207,10 @@ def generate(seed: int, version: Version, topic: str = "fuzz") -> Iterator[Case]
         else:
             mutation, mutated = rng.choice(MUTATIONS)(rng, data)
             before, split_at = False, None
-        verdict = oracle(version, mutated, before)
+        events = _decoded(version, mutated, before)
+        verdict = _judged(version, events, mutated, before)
         if verdict is None:
             continue
         number += 1
-        yield Case(number, version, base, mutation, mutated, verdict[0], verdict[1], verdict[2], before, split_at)
+        yield Case(number, version, base, mutation, mutated, verdict[0], verdict[1], verdict[2], before, split_at,
+                   retained_topics(events))

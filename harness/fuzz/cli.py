@@ -13,18 +13,21 @@ from harness.errors import HarnessError
 from harness.fuzz import FuzzRun, fuzz
 from harness.fuzz.findings import group, write_findings
 from harness.fuzz.minimize import minimize
+from harness.fuzz.results import write_results
 from harness.fuzz.runner import Connection, run_case
 from harness.targets.reach import reached
 from harness.wire import Version
 
 USAGE = """harness fuzz (--broker URL | --target NAME) [--seed S] [--cases N | --time SECONDS]
                    [--protocol 3.1|3.1.1|5.0|all] [--rate CASES_PER_S] [--timeout S] [--out DIR]
+                   [--alluredir DIR]
 
 Sends one mutated packet per connection after a valid CONNECT (or instead of it), with the outcome
 the strict decoder expects: a malformed packet or protocol error must close the connection, a
-well-formed one must keep it working. Checks after each such case that the broker still serves.
-Writes DIR/fuzz.json (every case) and DIR/findings/*.yaml (one scenario per distinct violation;
-pytest DIR/findings --target ... reproduces them). Exit 1 when something was found."""
+well-formed one must keep it working. Checks after every case that the broker still serves, and
+deletes at the end the retained messages its cases set. Writes DIR/fuzz.json (every case) and
+DIR/findings/*.yaml (one scenario per distinct violation; pytest DIR/findings --target ...
+reproduces them); with --alluredir, Allure results too. Exit 1 when something was found."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--shrink-time", type=float, default=60.0,
                         help="seconds in all for shrinking the findings (default 60; the rest are kept as found)")
     parser.add_argument("--out", default="fuzz", help="folder for fuzz.json and findings/ (default: fuzz)")
+    parser.add_argument("--alluredir", help="also write Allure results here (a test per version and per finding)")
     return parser
 
 
@@ -52,6 +56,7 @@ def main(argv: list[str]) -> int:
     seed = args.seed if args.seed is not None else secrets.randbelow(1 << 31)
     try:
         versions = list(Version) if args.protocol == "all" else [Version.parse(args.protocol)]
+        began = _now_ms()
         with reached(args.broker, args.target, args.targets_file, "--broker") as (address, account, shown):
             print(f"fuzzing {shown}, seed {seed}", flush=True)
             runs = []
@@ -72,6 +77,8 @@ def main(argv: list[str]) -> int:
         out = Path(args.out)
         found = write_findings(out / "findings", groups, seed)
         _write_record(out / "fuzz.json", runs, seed, shown)
+        if args.alluredir:
+            write_results(Path(args.alluredir), runs, groups, found, seed, shown, began, _now_ms())
     except (HarnessError, ValueError) as exc:
         print(f"harness fuzz: {exc}", file=sys.stderr)
         return 2
@@ -80,6 +87,10 @@ def main(argv: list[str]) -> int:
         return 2
     _summary(runs, found, out, seed)
     return 1 if found or any(run.stopped for run in runs) else 0
+
+
+def _now_ms() -> int:
+    return round(time.time() * 1000)
 
 
 def _accepts(connection: Connection) -> str | None:
@@ -108,6 +119,10 @@ def _summary(runs: list[FuzzRun], found: list[Path], out: Path, seed: int) -> No
         rate = len(run.outcomes) / run.seconds if run.seconds else 0.0
         print(f"| {run.version.label} | {len(run.outcomes)} | {counts['as specified']} | {counts['violation']} | "
               f"{counts['setup failed']} | {run.stopped or 'no'} | {rate:.0f} |")
+    for run in runs:
+        if run.not_cleared:
+            print(f"MQTT {run.version.label}: the {len(run.retained)} retained messages its cases set are still there "
+                  f"({run.not_cleared})")
     print(f"record: {out / 'fuzz.json'}; " + (f"{len(found)} distinct findings, each a scenario: {out / 'findings'} "
                                                f"(reproduce: pytest {out / 'findings'} --target ...; rerun: --seed {seed})"
                                                if found else "no findings"))
@@ -117,7 +132,7 @@ def _write_record(path: Path, runs: list[FuzzRun], seed: int, shown: str) -> Non
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"broker": shown, "seed": seed, "runs": [{
         "protocol": run.version.label, "seconds": round(run.seconds, 3), "stopped": run.stopped,
-        "verdicts": dict(run.verdicts),
+        "verdicts": dict(run.verdicts), "retained_topics": list(run.retained), "retained_not_cleared": run.not_cleared,
         "cases": [{"number": o.case.number, "base": o.case.base, "mutation": o.case.mutation, "hex": o.case.data.hex(),
                    "before_connect": o.case.before_connect, "split": o.case.split, "expect": o.case.expect,
                    "rules": list(o.case.rules), "why": o.case.why, "verdict": o.verdict, "observed": o.observed}

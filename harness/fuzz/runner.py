@@ -3,7 +3,8 @@
 Every wait is bounded by `timeout`. After the case's bytes the client sends a PINGREQ: a broker
 that must close has to close without answering it; one that must keep working has to answer it.
 A fresh CONNECT + PINGREQ afterwards tells a dead broker (no connection) from a hung one (a
-connection, no answer) from a healthy one.
+connection, no answer) from a healthy one. At the end of a run the retained messages its cases may
+have left are cleared, so a run leaves the broker as it found it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from harness.clients.transport import Address
 from harness.clients.websocket import HandshakeFailed
 from harness.fuzz.cases import Case
 from harness.targets import Account
-from harness.wire import Connack, Connect, Disconnect, Pingreq, Pingresp, Version, describe
+from harness.wire import Connack, Connect, Disconnect, Pingreq, Pingresp, Publish, Version, describe
 
 Verdict = Literal["as specified", "violation", "broker dead", "broker hung", "setup failed"]
 
@@ -118,5 +119,31 @@ def liveness(connection: Connection) -> tuple[Verdict | None, str]:
             client.send_packet(Disconnect())
             return None, ""
         return "broker hung", f"a fresh connection's PINGREQ got {_said(event, connection.timeout)}"
+    finally:
+        client.close()
+
+
+def clear_retained(connection: Connection, topics: list[str]) -> str | None:
+    """Delete the retained messages on `topics` (an empty retained PUBLISH each, then a PINGREQ that must
+    be answered, so the broker has read them all); None when done, else why not."""
+    if not topics:
+        return None
+    client = connection.open()
+    if isinstance(client, str):
+        return f"no connection: {client}"
+    try:
+        problem = connection.connect(client)
+        if problem is not None:
+            return f"the CONNECT got {problem}"
+        for topic in topics:
+            client.send_packet(Publish(topic=topic, payload=b"", retain=True))
+        client.send_packet(Pingreq())
+        while True:
+            event = client.next_event(connection.timeout)
+            if isinstance(event, PacketReceived) and isinstance(event.decoded.packet, Pingresp):
+                client.send_packet(Disconnect())
+                return None
+            if not isinstance(event, PacketReceived):
+                return f"clearing {len(topics)} retained messages: {_said(event, connection.timeout)}"
     finally:
         client.close()

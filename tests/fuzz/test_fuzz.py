@@ -63,13 +63,18 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.skipif(not shutil.which("mosquitto") and not Path("/usr/sbin/mosquitto").exists(), reason="mosquitto is not installed")
 def test_findings_against_mosquitto_become_scenarios_pytest_reproduces(tmp_path: Path) -> None:
     result = _cli("--target", "mosquitto", "--seed", "2", "--cases", "150", "--protocol", "3.1.1", "--timeout", "1",
-                  "--out", "out", cwd=tmp_path)
+                  "--out", "out", "--alluredir", "allure", cwd=tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr  # something found
     record = json.loads((tmp_path / "out" / "fuzz.json").read_text())
     assert record["seed"] == 2 and len(record["runs"][0]["cases"]) == 150
     findings = sorted((tmp_path / "out" / "findings").glob("*.yaml"))
     assert findings and len(findings) <= record["runs"][0]["verdicts"]["violation"]  # identical ones merged
     assert "shrunk from" in "".join(f.read_text() for f in findings)  # minimised where it could be
+    results = [json.loads(f.read_text()) for f in (tmp_path / "allure").glob("*-result.json")]
+    failed = [r for r in results if r["name"] != "MQTT 3.1.1: 150 fuzz cases"]
+    assert len(failed) == len(findings) and {r["status"] for r in results} == {"failed"}
+    scenario = next(a for a in failed[0]["attachments"] if a["type"] == "text/yaml")
+    assert (tmp_path / "allure" / scenario["source"]).read_text() in {f.read_text() for f in findings}
     against = {}
     for target in ("mosquitto", "reference"):
         run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--target", target,
@@ -101,6 +106,68 @@ def test_a_broker_that_dies_is_said_and_ends_the_run(tmp_path: Path) -> None:
     run = record["runs"][0]
     assert run["stopped"] and run["cases"][-1]["verdict"] == "broker dead"
     assert "| 3.1.1 |" in result.stdout and "Traceback" not in result.stderr
+
+
+def _answering_once() -> int:
+    """A port whose broker answers one connection (CONNACK 0, then PINGRESP to whatever comes) and is then gone."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        listener.close()
+        conn.recv(65536)
+        conn.sendall(bytes([0x20, 0x02, 0x00, 0x00]))
+        conn.recv(65536)
+        conn.sendall(bytes([0xD0, 0x00]))
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener.getsockname()[1]
+
+
+def test_a_broker_that_answers_the_case_but_takes_no_new_connection_is_dead() -> None:
+    from harness.clients.transport import parse_address
+    from harness.targets import Account
+
+    port = _answering_once()
+    assert next(generate(4, V311)).expect == "works"  # the first case is one the broker must answer, and does
+    run = fuzz(Connection(parse_address(f"mqtt://127.0.0.1:{port}"), Account(None), V311, 1.0), seed=4, cases=5)
+    assert [o.verdict for o in run.outcomes] == ["broker dead"], run.outcomes
+    assert "PINGRESP; then a fresh connection failed" in run.outcomes[0].observed
+
+
+def test_the_retained_messages_a_run_sets_are_deleted_afterwards(reference) -> None:  # type: ignore[no-untyped-def]
+    from harness.clients import PacketReceived, RawClient, open_transport
+    from harness.wire import Connect, Suback
+
+    run = fuzz(Connection(reference.address, default_account(reference), V311, 3.0), seed=1, cases=300)
+    assert run.retained and run.not_cleared is None  # its cases set some: a PUBLISH with the RETAIN bit flipped on
+    account = default_account(reference)
+    client = RawClient(open_transport(reference.address, connect_timeout=3), V311)
+    try:
+        client.send_packet(Connect(client_id="retained-check", username=account.username,
+                                   password=account.password.encode() if account.password else None))
+        client.next_event(3)
+        client.send_packet(Subscribe(packet_id=1, subscriptions=[{"topic_filter": "#", "qos": 0}]))
+        client.send_packet(Pingreq())
+        seen = []
+        while (event := client.next_event(3)) is not None and isinstance(event, PacketReceived):
+            seen.append(event.decoded.packet)
+            if type(seen[-1]).__name__ == "Pingresp":
+                break
+    finally:
+        client.close()
+    assert isinstance(seen[0], Suback) and type(seen[-1]).__name__ == "Pingresp"
+    assert [p for p in seen if isinstance(p, Publish)] == []  # no retained message left anywhere
+
+
+def test_allure_results_say_each_version_run(tmp_path: Path) -> None:
+    result = _cli("--target", "reference", "--seed", "3", "--cases", "40", "--protocol", "5.0", "--alluredir", "allure",
+                  "--out", "out", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = [json.loads(f.read_text()) for f in (tmp_path / "allure").glob("*-result.json")]
+    assert [(r["name"], r["status"]) for r in results] == [("MQTT 5.0: 40 fuzz cases", "passed")]
+    assert {"name": "seed", "value": "3"} in results[0]["parameters"]
 
 
 def test_an_unreachable_broker_is_one_line(tmp_path: Path) -> None:
