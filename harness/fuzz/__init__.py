@@ -57,7 +57,7 @@ def fuzz(connection: Connection, seed: int, cases: int | None = None, seconds: f
         run.outcomes.append(outcome)
         progress(run, case.number)
         if outcome.verdict in ("broker dead", "broker hung"):
-            run.stopped = f"case {case.number} ({case.base} with {case.mutation}): {outcome.observed}"
+            run.stopped = f"case {case.number} ({case.title}): {outcome.observed}"
             break
         if rate:
             time.sleep(max(0.0, 1 / rate - (time.monotonic() - began)))

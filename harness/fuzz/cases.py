@@ -49,6 +49,11 @@ class Case:
     split: int | None = None  # sent in two writes, split after this many bytes
     retained: tuple[str, ...] = ()  # topics a broker may now hold a retained message on (the run clears them)
 
+    @property
+    def title(self) -> str:
+        """"PUBLISH qos=1 with bit 3 of byte 0 flipped", "PINGREQ sent before CONNECT"."""
+        return f"{self.base} {self.mutation}" if self.before_connect else f"{self.base} with {self.mutation}"
+
 
 def _text(rng: random.Random, low: int = 1, high: int = 12) -> str:
     return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(rng.randint(low, high)))

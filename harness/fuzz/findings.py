@@ -64,7 +64,7 @@ def scenario_text(outcome: Outcome, seed: int, count: int) -> str:
         steps += [{"send": {"packet": "pingreq"}}, {"expect": {"packet": "pingresp", "may_send": may_send}}]
     else:  # the server may refuse the packet by closing, or carry on: it must do one of them
         steps += [{"send": {"packet": "pingreq"}}, {"expect": {"packet": "pingresp", "or_close": True, "may_send": may_send}}]
-    title = (f"{case.base} with {case.mutation}{' before CONNECT' if case.before_connect else ''}: "
+    title = (f"{case.title}: "
              + {"close": "the server must close the connection", "works": "the connection must keep working",
                 "either": "the server closes the connection or carries on"}[case.expect])
     scenario: dict[str, object] = {"id": sid, "title": title}

@@ -55,7 +55,7 @@ def write_results(folder: Path, runs: list[FuzzRun], groups: list[list[Outcome]]
             logger.report_attached_data(body, source)
             attachments.append(Attachment(name=title, source=source, type=kind))
         logger.report_result(TestResult(
-            uuid=uuid4(), name=f"{case.base} with {case.mutation}", fullName=f"{broker} {scenario.name}",
+            uuid=uuid4(), name=case.title, fullName=f"{broker} {scenario.name}",
             historyId=md5(broker, *finding_key(first)), status=Status.FAILED,
             statusDetails=StatusDetails(message=f"MQTT {case.version.label} case {case.number} ({len(members)} like it): "
                                                 f"the strict decoder: {case.why}; the broker: {first.observed}"),

@@ -176,3 +176,14 @@ def test_an_unreachable_broker_is_one_line(tmp_path: Path) -> None:
     result = _cli("--broker", f"mqtt://127.0.0.1:{port}", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"harness fuzz: cannot reach mqtt://127.0.0.1:{port}: Connection refused"]
+
+
+def test_a_finding_is_titled_by_its_packet_and_mutation() -> None:
+    from harness.fuzz.findings import scenario_text
+    from harness.fuzz.runner import Outcome
+
+    before = next(c for c in generate(1, V311) if c.before_connect)
+    text = scenario_text(Outcome(before, "violation", "PINGRESP"), seed=1, count=1)
+    assert f"title: '{before.base} sent before CONNECT: the server must close the connection'" in text
+    mutated = next(c for c in generate(1, V311) if not c.before_connect and c.expect == "close")
+    assert f"{mutated.base} with {mutated.mutation}: the server must close" in scenario_text(Outcome(mutated, "violation", "PINGRESP"), 1, 1)
