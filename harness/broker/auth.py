@@ -19,10 +19,12 @@ import hmac
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from harness.broker.config import AclEntry, AuthConfig
 from harness.broker.topics import filter_covers, matches
+
+if TYPE_CHECKING:  # types only: config imports this module's method registry
+    from harness.broker.config import AclEntry, AuthConfig
 
 
 class Authenticator:

@@ -8,7 +8,7 @@ unrestricted broker on 127.0.0.1:1883 with the spec's own limits. The full forma
       # transport tcp, tls, ws or wss; tls/wss: certfile, keyfile (PEM); cafile + require_client_cert
       # for client certificates; client_id_from_cn: true (Cumulocity); ws/wss: path (default /mqtt)
     personality: strict                    # personalities.PERSONALITIES
-    personality_options: {}                # that personality's own settings (personalities.py)
+    personality_options: {}                # that personality's own settings (harness/broker/personality.py)
     auth:
       allow_anonymous: true
       users: {}                            # name: password
@@ -49,6 +49,9 @@ from typing import Any, Literal
 
 import yaml
 
+from harness.broker.auth import ENHANCED_METHODS
+from harness.broker.personalities import PERSONALITIES
+from harness.broker.topics import filter_problem
 from harness.scenarios.yamlfile import line_of, load_yaml
 from harness.wire import Version
 
@@ -124,7 +127,7 @@ class Limits:
 class BrokerConfig:
     listeners: list[ListenerConfig] = field(default_factory=lambda: [ListenerConfig()])
     personality: str = "strict"
-    # Settings of the active personality (its own keys, e.g. an Itron JWT secret); see personalities.py.
+    # Settings of the active personality (its own keys, e.g. an Itron JWT secret); see harness/broker/personality.py.
     personality_options: dict[str, Any] = field(default_factory=dict)
     auth: AuthConfig = field(default_factory=AuthConfig)
     acl: list[AclEntry] | None = None  # None: no ACL, everything allowed
@@ -259,8 +262,6 @@ def config_from_mapping(root: Any, source: str = "<config>") -> BrokerConfig:
 
     if "personality" in top:
         config.personality = r.string(top["personality"], ["personality"])
-        from harness.broker.personalities import PERSONALITIES
-
         if config.personality not in PERSONALITIES:
             known = ", ".join(sorted(PERSONALITIES))
             raise r.fail(["personality"], f"unknown personality {config.personality!r} (known: {known})")
@@ -286,8 +287,6 @@ def config_from_mapping(root: Any, source: str = "<config>") -> BrokerConfig:
             r.string(k, ["auth", "users"]): r.string(v, ["auth", "users", str(k)]) for k, v in users.items()
         }
         if "methods" in m:
-            from harness.broker.auth import ENHANCED_METHODS
-
             methods = m["methods"] or []
             if not isinstance(methods, list):
                 raise r.fail(["auth", "methods"], "expected a list of method names")
@@ -321,8 +320,6 @@ def config_from_mapping(root: Any, source: str = "<config>") -> BrokerConfig:
                 access = r.string(rm.get("access", "readwrite"), [*q, "access"])
                 if access not in ("read", "write", "readwrite"):
                     raise r.fail([*q, "access"], f"{access!r}: expected read, write or readwrite")
-                from harness.broker.topics import filter_problem
-
                 problem = filter_problem(topic.replace("%c", "c").replace("%u", "u"))
                 if problem:
                     raise r.fail([*q, "topic"], f"{topic!r} is not a valid topic filter: {problem}")

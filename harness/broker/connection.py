@@ -23,7 +23,7 @@ from typing import Any
 
 from harness.broker.auth import ENHANCED_METHODS, AuthStep, EnhancedAuth
 from harness.broker.core import Broker
-from harness.broker.personalities import ClientInfo, Decision, Refusal
+from harness.broker.personality import ClientInfo, Decision, Refusal
 from harness.broker.retained import FORWARDED, Message
 from harness.broker.sessions import Session, congested
 from harness.broker.topics import Subscription, parse_shared, topic_problem

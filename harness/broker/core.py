@@ -16,7 +16,8 @@ from typing import Any
 
 from harness.broker.auth import Acl, Authenticator
 from harness.broker.config import BrokerConfig
-from harness.broker.personalities import PERSONALITIES, Personality
+from harness.broker.personalities import PERSONALITIES
+from harness.broker.personality import Personality
 from harness.broker.retained import Message, RetainedStore
 from harness.broker.sessions import Session
 from harness.broker.topics import Subscription, SubscriptionIndex

@@ -254,11 +254,16 @@ def from_paho_properties(properties: Properties | None) -> dict[str, Any]:
 # -- the client ------------------------------------------------------------------------------------
 
 class _TappedClient(mqtt.Client):
-    """paho's client with its socket reads and writes copied to the adapter, and a server name of our choosing."""
+    """paho's client with its socket reads and writes copied to the adapter, and a server name of our choosing.
+
+    The three overrides are paho 2.x private methods, the only places paho offers none of: no public
+    hook sees the bytes paho reads and writes (the transcript, the pcap and the strict decoder of what
+    the broker sent need them), and `tls_set_context` always verifies against the host connected to.
+    """
 
     adapter: PahoClient
 
-    def _sock_recv(self, bufsize: int) -> bytes:
+    def _sock_recv(self, bufsize: int) -> bytes:  # private: every byte paho reads passes here, and nowhere public
         try:
             data = super()._sock_recv(bufsize)
         except ConnectionResetError:
@@ -273,21 +278,22 @@ class _TappedClient(mqtt.Client):
         self.adapter._tap_received(data)
         return data
 
-    def _sock_send(self, buf: bytes | bytearray) -> int:
+    def _sock_send(self, buf: bytes | bytearray) -> int:  # private: every byte paho writes passes here
         try:
             sent = super()._sock_send(buf)
         except (ssl.SSLError, ConnectionError) as exc:
-            address = self.adapter.address
-            if isinstance(self._sock, ssl.SSLSocket) and self.adapter._tls_failure is None:
+            address, sock = self.adapter.address, self.socket()
+            if isinstance(sock, ssl.SSLSocket) and self.adapter._tls_failure is None:
                 # The write raced a TLS alert (TLS 1.3 client certificate refusal): fetch the alert.
-                self.adapter._tls_failure = failed_send(self._sock, exc, sent_client_cert=bool(address.tls and address.tls.cert_file))
+                self.adapter._tls_failure = failed_send(sock, exc, sent_client_cert=bool(address.tls and address.tls.cert_file))
             raise
         if sent:
             self.adapter._tap_sent(bytes(buf[:sent]))
         return sent
 
     def _ssl_wrap_socket(self, tcp_sock: socket.socket) -> ssl.SSLSocket:
-        # paho always verifies against the host it connects to; scenarios may name another (server_name).
+        # Private: paho always verifies against the host it connects to (server_hostname=host), and no public
+        # setting changes that; scenarios may name another (server_name).
         assert self._ssl_context is not None
         wrapped = self._ssl_context.wrap_socket(tcp_sock, server_hostname=self.adapter._server_name or self._host,
                                                 do_handshake_on_connect=False)
@@ -405,7 +411,9 @@ class PahoClient:
         self._events.put(self.closed)
 
     def _handle_pingresp(self) -> Any:
-        # Installed over paho's own handler: a PINGRESP to a scenario's PINGREQ is reported, in order.
+        # Installed over paho's private handler: a PINGRESP to a scenario's PINGREQ is reported in order with
+        # the packets around it. paho has no on_pingresp callback; the tapped bytes are read before paho
+        # handles the packets before them, so reporting from there would put the PINGRESP first.
         result = self._paho_handle_pingresp()
         if self._barriers:
             self._barriers -= 1
@@ -470,7 +478,7 @@ class PahoClient:
             self._remember(mid, packet.packet_id, 1)
         elif isinstance(packet, Pingreq):
             self._barriers += 1
-            client._send_pingreq()
+            client._send_pingreq()  # private: paho sends PINGREQ only on its own keepalive timer, no public call
         elif isinstance(packet, Disconnect):
             self._closed_by_us = True
             self._disconnecting = True
@@ -566,8 +574,10 @@ class PahoClient:
                     getattr(sock, "_socket", sock).shutdown(socket.SHUT_RDWR)
         if self._network is not None:
             self._network.stop(abort, timeout=self.connect_timeout + 1)
-        with contextlib.suppress(Exception):
-            client._sock_close()
+        left = client.socket()  # what paho has not closed itself, once its network thread has stopped
+        if left is not None:
+            with contextlib.suppress(OSError):
+                left.close()
 
 
 def _text(value: Any) -> str:

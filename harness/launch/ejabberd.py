@@ -37,7 +37,7 @@ from harness.launch.base import (
     RunningBroker,
     check_listeners,
 )
-from harness.launch.erlang import ErlangBrokerProcess, chown_tree, user_ids, wait_mqtt_ready, wait_ports
+from harness.launch.erlang import ErlangBrokerProcess, await_serving, chown_tree, user_ids
 from harness.launch.listeners import running_broker, start_on_free_ports
 from harness.launch.process import free_port
 
@@ -195,18 +195,11 @@ def launch(
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
     proc.on_stopped.append(lambda: _remove_run_dir(run_dir, workdir))
-    try:
-        deadline = started + timeout
-        alive = lambda: proc.running  # noqa: E731
-        hint = lambda: f"last log line: {proc.last_log_line()} (log: {proc.log_path})"  # noqa: E731
+    def register_all(deadline: float) -> None:
         for account in accounts.values():
             _register(ctl, env, account, deadline)
-        default = accounts.get("default") or next(iter(accounts.values()))
-        wait_mqtt_ready(NAME, "127.0.0.1", chosen, default, deadline, alive, hint)
-        wait_ports(NAME, "127.0.0.1", [p for kind, p in ports.items() if kind != "tcp"], deadline, alive, hint)
-    except BaseException:
-        proc.stop()
-        raise
+
+    await_serving(NAME, proc, chosen, ports, accounts, started + timeout, first=register_all)
     log = proc.log_text()
     with contextlib.suppress(OSError):
         log += (run_dir / "logs" / "ejabberd.log").read_text(errors="replace")

@@ -15,7 +15,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from harness.launch.base import Account, LaunchError
@@ -90,6 +90,24 @@ def wait_ports(name: str, host: str, ports: Sequence[int], deadline: float, aliv
             if time.monotonic() >= deadline:
                 raise LaunchError(f"{name}: listener {host}:{port} not open; {log_hint()}")
             time.sleep(0.05)
+
+
+def await_serving(name: str, proc: BrokerProcess, port: int, ports: dict[str, int], accounts: Mapping[str, Account],
+                  deadline: float, first: Callable[[float], None] = lambda deadline: None) -> None:
+    """After the node's process started: `first(deadline)` (ejabberd registers its users), then until
+    `deadline` the default account's CONNECT on `port` must get CONNACK 0 and every further listener
+    must accept. An Erlang node opens its ports before it serves on them, so the port alone proves
+    nothing. On any failure (or interruption) the node is stopped before the error goes on."""
+    alive = lambda: proc.running  # noqa: E731
+    hint = lambda: f"last log line: {proc.last_log_line()} (log: {proc.log_path})"  # noqa: E731
+    try:
+        first(deadline)
+        default = accounts.get("default") or next(iter(accounts.values()))
+        wait_mqtt_ready(name, "127.0.0.1", port, default, deadline, alive, hint)
+        wait_ports(name, "127.0.0.1", [p for kind, p in ports.items() if kind != "tcp"], deadline, alive, hint)
+    except BaseException:
+        proc.stop()
+        raise
 
 
 def epmd_process(port: int, workdir: Path, env: dict[str, str]) -> BrokerProcess:

@@ -31,7 +31,7 @@ from harness.launch.base import (
     RunningBroker,
     check_listeners,
 )
-from harness.launch.erlang import EPMD_BINARY, ErlangBrokerProcess, epmd_process, wait_mqtt_ready, wait_ports
+from harness.launch.erlang import EPMD_BINARY, ErlangBrokerProcess, await_serving, epmd_process
 from harness.launch.listeners import pki_for, running_broker, start_on_free_ports
 from harness.launch.process import free_port
 
@@ -203,16 +203,7 @@ def launch(
 
     started = time.monotonic()
     proc, chosen, ports = start_on_free_ports(port, transports, prepare)
-    try:
-        deadline = started + timeout
-        alive = lambda: proc.running  # noqa: E731
-        hint = lambda: f"last log line: {proc.last_log_line()} (log: {proc.log_path})"  # noqa: E731
-        default = accounts.get("default") or next(iter(accounts.values()))
-        wait_mqtt_ready(NAME, "127.0.0.1", chosen, default, deadline, alive, hint)
-        wait_ports(NAME, "127.0.0.1", [p for kind, p in ports.items() if kind != "tcp"], deadline, alive, hint)
-    except BaseException:
-        proc.stop()
-        raise
+    await_serving(NAME, proc, chosen, ports, accounts, started + timeout)
     found = _VERSION.search(proc.log_text())
     return running_broker(NAME, proc, chosen, ports, accounts=accounts, pki=pki, version=found.group(1) if found else None)
 

@@ -27,7 +27,7 @@ class Profile:
     protocols: frozenset[Version]
     capabilities: dict[str, bool] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
-    # The reference broker's personality that imitates this profile (harness/broker/personalities.py).
+    # The reference broker's personality that imitates this profile (harness/broker/personalities/).
     personality: str = "strict"
     # The reference broker's config for this profile (harness/broker/config.py sections, e.g. `limits`),
     # merged over what the launcher writes: how `reference` imitates a broker with fewer capabilities.

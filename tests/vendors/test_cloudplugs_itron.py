@@ -1,5 +1,5 @@
-"""The CloudPlugs and Itron personalities' platform rules (harness/broker/personality_cloudplugs.py,
-personality_itron.py), the endpoints a platform's `transports` setting picks, and `expect_close:
+"""The CloudPlugs and Itron personalities' platform rules (harness/broker/personalities/cloudplugs.py,
+personalities/itron.py), the endpoints a platform's `transports` setting picks, and `expect_close:
 {idle_setting}`. Personality rules are driven by hand; the transport refusal and the idle limit
 against launched reference brokers."""
 
@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from harness.broker.config import BrokerConfig
-from harness.broker.personalities import ClientInfo, Personality
-from harness.broker.personality_cloudplugs import CloudPlugsPersonality, data_payload, plug_id_for
-from harness.broker.personality_itron import ItronPersonality
+from harness.broker.personalities.cloudplugs import CloudPlugsPersonality, data_payload, plug_id_for
+from harness.broker.personalities.itron import ItronPersonality
+from harness.broker.personality import ClientInfo, Personality
 from harness.broker.retained import Message
 from harness.launch import launch
 from harness.scenarios.model import load_scenarios

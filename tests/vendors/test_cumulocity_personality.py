@@ -1,4 +1,4 @@
-"""The Cumulocity personality's platform model (harness/broker/personality_cumulocity.py) and the
+"""The Cumulocity personality's platform model (harness/broker/personalities/cumulocity.py) and the
 SmartREST codec (harness/broker/smartrest.py), driven by hand with a fake broker: no sockets."""
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 
 from harness.broker.config import BrokerConfig
-from harness.broker.personalities import ClientInfo, Decision
-from harness.broker.personality_cumulocity import (
+from harness.broker.personalities.cumulocity import (
     CumulocityLegacyPersonality,
     CumulocityPersonality,
     data_topic,
     filters_overlap,
     upstream,
 )
+from harness.broker.personality import ClientInfo, Decision
 from harness.broker.retained import Message
 from harness.broker.smartrest import SmartRestError, format_row, parse_rows
 from harness.targets.profiles import load_profile
@@ -285,7 +285,7 @@ def test_legacy_will_is_never_executed() -> None:
 
 
 def test_records_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    import harness.broker.personality_cumulocity as c8y
+    import harness.broker.personalities.cumulocity as c8y
 
     monkeypatch.setattr(c8y, "MAX_RECORDS", 3)
     broker = FakeBroker()

@@ -103,8 +103,8 @@ def test_client_id_from_cn_setting_is_a_yes_or_no(tmp_path: Path) -> None:
 
 def test_watson_devices_log_in_with_their_token_in_the_organisation() -> None:
     from harness.broker.config import BrokerConfig
-    from harness.broker.personalities import ClientInfo
-    from harness.broker.personality_watson import DEVICE_USER, WatsonPersonality
+    from harness.broker.personalities.watson import DEVICE_USER, WatsonPersonality
+    from harness.broker.personality import ClientInfo
 
     config = BrokerConfig()
     config.personality_options = {**load_profile("watson-iot").settings, "org": "acme42"}

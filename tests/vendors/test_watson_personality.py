@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from harness.broker.config import BrokerConfig
-from harness.broker.personalities import PERSONALITIES, ClientInfo, Decision, Personality, Refusal
-from harness.broker.personality_watson import WatsonPersonality, app_of, close_code, org_of, topic_shape
+from harness.broker.personalities import PERSONALITIES
+from harness.broker.personalities.watson import WatsonPersonality, app_of, close_code, org_of, topic_shape
+from harness.broker.personality import ClientInfo, Decision, Personality, Refusal
 from harness.broker.retained import Message, RetainedStore
 from harness.launch import launch
 from harness.launch.base import RunningBroker

@@ -27,7 +27,7 @@ import secrets
 import time
 from typing import Any
 
-from harness.broker.personalities import PERSONALITIES, ClientInfo, Decision, Personality, Refusal
+from harness.broker.personality import ClientInfo, Decision, Personality, Refusal
 from harness.broker.retained import Message
 
 # CP-ENROLL: the reference broker's production models (MODEL -> PASS); a target may set `models`.
@@ -204,6 +204,3 @@ class CloudPlugsPersonality(Personality):
             connection = self.broker.connections.get(self.client_key(client.client_id, client.version))
             if connection is not None and connection.client is client:
                 connection._close(will=False, reason="enrolment refused")
-
-
-PERSONALITIES[CloudPlugsPersonality.name] = CloudPlugsPersonality

@@ -30,14 +30,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.broker.config import Limits
-from harness.broker.personalities import PERSONALITIES, ClientInfo, Decision, Personality, Refusal
+from harness.broker.personality import ClientInfo, Decision, Personality, Refusal
 from harness.broker.retained import Message
 from harness.broker.smartrest import SmartRestError, format_row, parse_rows
 from harness.broker.topics import matches
 from harness.wire import Connack
+
+if TYPE_CHECKING:
+    from harness.broker.config import Limits
 
 # CONNACK return codes (3.x) and their 5.0 counterparts.
 UNACCEPTABLE_VERSION = 1
@@ -159,6 +161,10 @@ class CumulocityPersonality(Personality):
 
     def client_key(self, client_id: str, version: int) -> str:
         # C8Y-CLIENTID-FORMAT: X, d:X and d:X:tpl are one device, so they take each other over.
+        return device_identifier(client_id)
+
+    def certificate_identity(self, client_id: str) -> str:
+        # C8Y-TRANSPORTS: a device certificate's common name is the device identifier of `[type:]id[:template]`.
         return device_identifier(client_id)
 
     def check_connect(self, client: ClientInfo) -> Refusal | None:
@@ -373,9 +379,6 @@ class CumulocityPersonality(Personality):
         self.smartrest(None, device_identifier(client.client_id), data_topic(topic) or "", payload)
 
 
-PERSONALITIES[CumulocityPersonality.name] = CumulocityPersonality
-
-
 class CumulocityLegacyPersonality(CumulocityPersonality):
     """The legacy Cumulocity document (shared seeds/cumulocity-mqtt-legacy.md; ids C8YL-*)."""
 
@@ -398,6 +401,3 @@ class CumulocityLegacyPersonality(CumulocityPersonality):
         connection = self._connection(client)
         if connection is not None:
             connection.session.will = None
-
-
-PERSONALITIES[CumulocityLegacyPersonality.name] = CumulocityLegacyPersonality

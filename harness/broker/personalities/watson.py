@@ -30,7 +30,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from harness.broker.personalities import PERSONALITIES, ClientInfo, Decision, Personality, Refusal
+from harness.broker.personality import ClientInfo, Decision, Personality, Refusal
 from harness.broker.retained import Message
 
 # W-CLOSE-CODES: the broker's close reasons (connection.py, and ours below) -> Watson's code and text.
@@ -308,6 +308,3 @@ class WatsonPersonality(Personality):
         # W-NO-RETAIN: the retain flag is overridden to false: delivered live, never stored.
         return Message(message.topic, message.payload, message.qos, False, message.properties, message.origin,
                        message.remaining_expiry())
-
-
-PERSONALITIES[WatsonPersonality.name] = WatsonPersonality

@@ -14,7 +14,7 @@ import json
 import time
 from typing import Any
 
-from harness.broker.personalities import PERSONALITIES, ClientInfo, Decision, Personality, Refusal
+from harness.broker.personality import ClientInfo, Decision, Personality, Refusal
 
 DEFAULT_SECRET = "itron-reference-secret"  # the reference broker's; a real tenant's is unknown to us
 TOKEN_LIFETIME_S = 24 * 3600
@@ -121,6 +121,3 @@ class ItronPersonality(Personality):
     def max_subscribe_qos(self, client: ClientInfo, topic_filter: str) -> int:
         found = self._role_for(client, topic_filter)
         return found[1] if found is not None else 2
-
-
-PERSONALITIES[ItronPersonality.name] = ItronPersonality

@@ -1,11 +1,12 @@
-"""Personalities: how the reference broker imitates a platform that narrows or bends the MQTT spec.
+"""The personality interface: how the reference broker imitates a platform that narrows or bends the MQTT spec.
 
 The core (connection.py, core.py) implements the specification. At a handful of decision points it
 asks the active `Personality` instead of deciding alone; `Personality` itself (registered as
 `strict`) answers every question exactly as the spec does, so the strict broker is a conformance
 oracle. A vendor personality (see shared VENDORS.md: cumulocity, cloudplugs, itron, watson-iot)
-subclasses it and overrides only the hooks where the platform deviates, then registers itself in
-`PERSONALITIES`. Select one with `personality: NAME` in the config or `--personality NAME`.
+subclasses it and overrides only the hooks where the platform deviates; `harness.broker.personalities`
+assembles the registry `PERSONALITIES` (name -> class). Select one with `personality: NAME` in the
+config or `--personality NAME`.
 
 The hooks, in the order a connection meets them:
 
@@ -27,10 +28,13 @@ The hooks, in the order a connection meets them:
 | `on_connected(client)` / `on_disconnected(client, reason)` | after CONNACK / at close | nothing | Watson monitoring topics |
 | `on_refused(client, refusal)` | a CONNECT refused with a CONNACK, once its ClientInfo exists | nothing | Watson FailedConnect monitoring |
 | `idle_limit` | connection setup | None | CloudPlugs: 300 s regardless of Keep Alive |
+| `certificate_identity(client_id)` | CONNECT on a listener with `client_id_from_cn` | the ClientId | Cumulocity: the device identifier of `[type:]id[:template]` |
 | `account(user, password, options)` (classmethod) | by the launcher, before start | unchanged | Cumulocity: `tenant/user`; Itron: JWT password |
 | `platform_accounts(options)` (classmethod) | by the launcher, before start | none | Watson: a `device` (`use-token-auth` and a device token); Cumulocity: the `bootstrap` user |
 
-Vendor personalities live in `personality_<platform>.py` and are registered at the end of this file.
+Vendor personalities live in `personalities/<platform>.py`, one module each, and import only this
+interface and the broker's leaf modules (retained, topics, smartrest, wire); a new platform is one
+new module and one line in `personalities/__init__.py`.
 Their settings come from `personality_options` in the broker config (the launcher passes the target's
 profile `settings`, targets.yaml overrides included), read through `self.options`.
 
@@ -51,10 +55,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from harness.broker.config import BrokerConfig, Limits
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: this module imports nothing of the broker's, so every layer may import it
     from harness.broker.auth import ClientAcl
+    from harness.broker.config import BrokerConfig, Limits
     from harness.broker.retained import Message
 
 
@@ -140,6 +143,11 @@ class Personality:
     def client_key(self, client_id: str, version: int) -> str:
         return client_id
 
+    def certificate_identity(self, client_id: str) -> str:
+        """The part of a ClientId that must equal the client certificate's common name on a listener
+        with `client_id_from_cn`."""
+        return client_id
+
     def check_connect(self, client: ClientInfo) -> Refusal | None:
         return None
 
@@ -185,13 +193,3 @@ class Personality:
     def on_refused(self, client: ClientInfo, refusal: Refusal) -> None:
         """A CONNECT refused (by the spec's checks or the personality's), before its CONNACK goes out."""
         return None
-
-
-PERSONALITIES: dict[str, type[Personality]] = {"strict": Personality}
-
-# The vendor personalities register themselves in PERSONALITIES at the end of their modules; they
-# subclass Personality, so they are imported after it (plain imports, so importing one first works).
-import harness.broker.personality_cloudplugs  # noqa: E402, F401
-import harness.broker.personality_cumulocity  # noqa: E402, F401
-import harness.broker.personality_itron  # noqa: E402, F401
-import harness.broker.personality_watson  # noqa: E402, F401
