@@ -28,12 +28,11 @@ The hooks, in the order a connection meets them:
 | `on_connected(client)` / `on_disconnected(client, reason)` | after CONNACK / at close | nothing | Watson monitoring topics |
 | `on_refused(client, refusal)` | a CONNECT refused with a CONNACK, once its ClientInfo exists | nothing | Watson FailedConnect monitoring |
 | `idle_limit` | connection setup | None | CloudPlugs: 300 s regardless of Keep Alive |
-| `certificate_identity(client_id)` | CONNECT on a listener with `client_id_from_cn` | the ClientId | Cumulocity: the device identifier of `[type:]id[:template]` |
 | `account(user, password, options)` (classmethod) | by the launcher, before start | unchanged | Cumulocity: `tenant/user`; Itron: JWT password |
 | `platform_accounts(options)` (classmethod) | by the launcher, before start | none | Watson: a `device` (`use-token-auth` and a device token); Cumulocity: the `bootstrap` user |
 
 Vendor personalities live in `personalities/<platform>.py`, one module each, and import only this
-interface and the broker's leaf modules (retained, topics, smartrest, wire); a new platform is one
+interface and the broker's leaf modules (retained, topics, smartrest, identifiers, wire); a new platform is one
 new module and one line in `personalities/__init__.py`.
 Their settings come from `personality_options` in the broker config (the launcher passes the target's
 profile `settings`, targets.yaml overrides included), read through `self.options`.
@@ -141,11 +140,6 @@ class Personality:
         return None
 
     def client_key(self, client_id: str, version: int) -> str:
-        return client_id
-
-    def certificate_identity(self, client_id: str) -> str:
-        """The part of a ClientId that must equal the client certificate's common name on a listener
-        with `client_id_from_cn`."""
         return client_id
 
     def check_connect(self, client: ClientInfo) -> Refusal | None:

@@ -8,9 +8,9 @@
   (MQTT-6.0.0-3/-4), then binary frames carry MQTT bytes with any boundaries (MQTT-6.0.0-2); a
   text frame closes the connection (MQTT-6.0.0-1). Outgoing bytes go out as binary frames.
 - `client_id_from_cn` (TLS and wss): as Cumulocity does with device certificates, the
-  certificate authenticates the client and the ClientId (the personality's
-  `certificate_identity` of it: Cumulocity's device identifier of `[type:]id[:template]`) must
-  equal the certificate's common name, else CONNACK 5 / 0x87.
+  certificate authenticates the client and the ClientId's device identifier
+  (`[type:]id[:template]`, harness.broker.identifiers) must equal the certificate's common name,
+  else CONNACK 5 / 0x87.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 from harness.broker.config import ListenerConfig
 from harness.broker.connection import Connection
 from harness.broker.core import Broker
+from harness.broker.identifiers import device_identifier
 from harness.broker.personality import ClientInfo, Refusal
 from harness.clients.websocket import OPCODES, accept_key, encode_frame, parse_frame
 
@@ -65,7 +66,7 @@ class CertificateAware(Connection):
 
     def check_certificate(self, info: ClientInfo) -> Refusal | None:
         if self.listener_config.client_id_from_cn and self.certificate_cn is not None \
-                and self.broker.personality.certificate_identity(info.client_id) != self.certificate_cn:
+                and device_identifier(info.client_id) != self.certificate_cn:
             return Refusal(NOT_AUTHORIZED, NOT_AUTHORIZED_5,
                            f"ClientId {info.client_id!r} does not match the certificate's common name {self.certificate_cn!r}")
         return None

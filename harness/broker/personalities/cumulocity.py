@@ -32,6 +32,7 @@ import asyncio
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from harness.broker.identifiers import device_identifier
 from harness.broker.personality import ClientInfo, Decision, Personality, Refusal
 from harness.broker.retained import Message
 from harness.broker.smartrest import SmartRestError, format_row, parse_rows
@@ -68,12 +69,6 @@ TEMPLATES: dict[str, tuple[int, int]] = {
     "100": (0, 2), "101": (1, 3), "105": (0, 0), "106": (0, 0), "110": (0, 3), "200": (3, 5),
     "301": (1, 3), "302": (1, 3), "303": (1, 3), "304": (1, 3), "400": (2, 3), "500": (0, 0),
 }
-
-
-def device_identifier(client_id: str) -> str:
-    """C8Y-CLIENTID-FORMAT: `[connectionType:]deviceIdentifier[:defaultTemplate]` -> deviceIdentifier."""
-    parts = client_id.split(":")
-    return parts[1] if len(parts) >= 2 else client_id
 
 
 def filters_overlap(a: str, b: str) -> bool:
@@ -161,10 +156,6 @@ class CumulocityPersonality(Personality):
 
     def client_key(self, client_id: str, version: int) -> str:
         # C8Y-CLIENTID-FORMAT: X, d:X and d:X:tpl are one device, so they take each other over.
-        return device_identifier(client_id)
-
-    def certificate_identity(self, client_id: str) -> str:
-        # C8Y-TRANSPORTS: a device certificate's common name is the device identifier of `[type:]id[:template]`.
         return device_identifier(client_id)
 
     def check_connect(self, client: ClientInfo) -> Refusal | None:
