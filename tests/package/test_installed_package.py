@@ -14,6 +14,7 @@ and every verdict must equal this checkout's run against the same broker, scenar
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+import threading
 import venv
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,7 +57,11 @@ def _clean_env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("dist")
-    _run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)], cwd=ROOT, timeout=BUILD_TIMEOUT_S)
+    # One build at a time: under xdist each worker builds, and setuptools writes its egg-info into the
+    # checkout, so two at once can break each other. The lock file is in the run's shared temp folder.
+    with open(tmp_path_factory.getbasetemp().parent / "package-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)], cwd=ROOT, timeout=BUILD_TIMEOUT_S)
     wheels, sdists = list(out.glob("*.whl")), list(out.glob("*.tar.gz"))
     assert len(wheels) == 1 and len(sdists) == 1, sorted(p.name for p in out.iterdir())
     return {"wheel": wheels[0], "sdist": sdists[0]}
@@ -101,6 +107,9 @@ def reference_url(installed: Path, tmp_path_factory: pytest.TempPathFactory) -> 
                 break
         else:
             pytest.fail("the installed reference broker exited without its ready line")
+        # Keep reading its log: a full pipe would block the broker at its next log line (the fuzz
+        # scenarios' malformed packets log plenty), and every scenario after that would fail.
+        threading.Thread(target=process.stderr.read, daemon=True).start()
         yield f"mqtt://{USER}:{PASSWORD}@127.0.0.1:{found.group(1)}"
     finally:
         process.terminate()
