@@ -162,12 +162,12 @@ def _decoded(version: Version, data: bytes, before_connect: bool) -> list[Decode
 def retained_topics(events: list[Decoded | Malformed]) -> tuple[str, ...]:
     """The topics of the decoded PUBLISHes that set a retained message (a mutated flag byte does), whichever
     way the case is judged: a lenient broker may keep one even where it must close. Only names a valid
-    PUBLISH can reach again, so the run can clear them."""
+    PUBLISH can reach again, so the run can clear them: the decoder gives a topic as str only when it is
+    well-formed UTF-8 (so no surrogates), and U+0000 or a wildcard would make the clearing PUBLISH invalid."""
     return tuple(dict.fromkeys(
         e.packet.topic for e in events
         if isinstance(e, Decoded) and isinstance(e.packet, Publish) and e.packet.retain and e.packet.payload
-        and isinstance(e.packet.topic, str) and e.packet.topic and not set(e.packet.topic) & {"+", "#", "\0"}
-        and not any(0xD800 <= ord(c) <= 0xDFFF for c in e.packet.topic)))
+        and isinstance(e.packet.topic, str) and e.packet.topic and not set(e.packet.topic) & {"+", "#", "\0"}))
 
 
 def _judged(version: Version, events: list[Decoded | Malformed], data: bytes,
