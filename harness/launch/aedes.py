@@ -25,25 +25,21 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.launch.base import (
-    ACCOUNT_FILTERS,
-    LISTENER_KINDS,
-    STANDARD_ACCOUNTS,
-    Account,
-    BrokerNotInstalled,
-    LaunchError,
-    RunningBroker,
-    check_listeners,
-)
-from harness.launch.listeners import pki_for, running_broker, start_on_free_ports
-from harness.launch.process import BrokerProcess
+from harness.launch import listeners
+from harness.launch.base import ACCOUNT_FILTERS, LISTENER_KINDS, BrokerNotInstalled
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from harness.launch.base import Account, LaunchRequest, RunningBroker
+    from harness.launch.process import BrokerProcess
 
 NAME = "aedes"
+START_TIMEOUT = 10.0  # seconds
 SCRIPT = "aedes_broker.mjs"
 # The versions the aedes baseline was recorded with (tools/aedes/package.json pins the same; a test checks).
 AEDES_VERSION = "1.2.0"
@@ -125,65 +121,48 @@ def installed_version(node_modules: Path) -> str | None:
 
 def aedes_config(ports: Mapping[str, int], pki: Any, accounts: Mapping[str, Account]) -> dict[str, Any]:
     """aedes_broker.mjs's JSON config; `ports` is listener kind -> port, tcp first."""
-    unknown = set(accounts) - set(ACCOUNT_FILTERS)
-    if unknown:
-        raise LaunchError(f"{NAME}: no ACL defined for account(s) {', '.join(sorted(unknown))} (known: {', '.join(ACCOUNT_FILTERS)})")
-    listeners = []
+    served = []
     for kind, port in ports.items():
         transport = LISTENER_KINDS[kind]
         listener: dict[str, Any] = {"name": kind, "transport": transport, "port": port}
         if transport in ("tls", "wss"):
-            pair = {"tls-expired": pki.expired, "tls-not-yet-valid": pki.not_yet_valid}.get(kind, pki.server)
+            pair = listeners.served_certificate(pki, kind)
             listener.update(cert=str(pair.cert), key=str(pair.key))
         if kind == "mtls":
             listener["ca"] = str(pki.ca)
-        listeners.append(listener)
+        served.append(listener)
     return {
         "host": "127.0.0.1",
-        "listeners": listeners,
+        "listeners": served,
         "users": {account.username: account.password for account in accounts.values()},
         "acl": {account.username: ACCOUNT_FILTERS[key] for key, account in accounts.items()},
         "options": {},
     }
 
 
-def launch(
-    workdir: Path,
-    *,
-    port: int | None = None,
-    timeout: float = 10.0,
-    accounts: Mapping[str, Account] = STANDARD_ACCOUNTS,
-    transports: Sequence[str] = ("tcp",),
-) -> RunningBroker:
-    """Start aedes on 127.0.0.1:<port> (a free one unless given); files go into `workdir`.
-
-    `transports` names the listeners to open (base.LISTENER_KINDS); each further one gets a free
-    port, TLS ones a certificate generated for this run under workdir/certs.
-    """
-    check_listeners(NAME, list(transports))
+def launch(request: LaunchRequest) -> RunningBroker:
+    """Start aedes: aedes_broker.mjs, copied into the work directory beside a link to the npm packages."""
     node = find_node()
     node_modules = find_node_modules()
-    workdir = Path(workdir).absolute()  # node runs in it: the paths it is given must not be relative
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = request.workdir  # absolute: node runs in it, so the paths it is given must not be relative
     script = prepare_script(workdir, node_modules)
     conf_file = workdir / "aedes.json"
-    pki = pki_for(transports, workdir)
+    pki = listeners.pki_for(request)
+    accounts = request.accounts
 
     def prepare(chosen: int, ports: dict[str, int]) -> BrokerProcess:
         conf_file.write_text(json.dumps(aedes_config(ports, pki, accounts), indent=1))
-        return BrokerProcess(
+        return listeners.loopback_process(
+            request,
             NAME,
             [node, str(script), str(conf_file)],
-            host="127.0.0.1",
-            port=chosen,
-            workdir=workdir,
+            chosen,
             # printed once every listener is open; a TCP probe would pass as soon as the first one is
             ready_pattern=_READY,
             tcp_ready=False,
-            timeout=timeout,
             cwd=script.parent,
         )
 
-    proc, chosen, ports = start_on_free_ports(port, transports, prepare)
+    proc, chosen, ports = listeners.start_on_free_ports(request, prepare)
     found = proc.ready_match
-    return running_broker(NAME, proc, chosen, ports, accounts=accounts, pki=pki, version=found.group(1) if found else installed_version(node_modules))
+    return listeners.running_broker(NAME, proc, chosen, ports, accounts=accounts, pki=pki, version=found.group(1) if found else installed_version(node_modules))

@@ -18,26 +18,22 @@ import importlib.util
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from harness.launch.base import (
-    ACCOUNT_FILTERS,
-    LISTENER_KINDS,
-    STANDARD_ACCOUNTS,
-    Account,
-    BrokerNotInstalled,
-    LaunchError,
-    RunningBroker,
-    check_listeners,
-)
-from harness.launch.listeners import pki_for, running_broker, start_on_free_ports
-from harness.launch.process import BrokerProcess
+from harness.launch import listeners
+from harness.launch.base import ACCOUNT_FILTERS, LISTENER_KINDS, BrokerNotInstalled
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+    from harness.launch.base import Account, LaunchRequest, RunningBroker
+    from harness.launch.process import BrokerProcess
 
 NAME = "amqtt"
+START_TIMEOUT = 15.0  # seconds
 # What amqtt can serve (harness.launch.launcher_listeners): no listener that requires a client certificate.
 LISTENERS: tuple[str, ...] = ("tcp", "tls", "ws", "wss", "tls-expired", "tls-not-yet-valid")
 # Logged after every listener is bound (amqtt prints no "ready" line of its own).
@@ -71,20 +67,17 @@ def password_file(accounts: Mapping[str, Account]) -> str:
 
 def amqtt_config(ports: Mapping[str, int], pki: Any, passwd: Path, accounts: Mapping[str, Account]) -> dict[str, Any]:
     """The broker's YAML config; `ports` is listener kind -> port, tcp first (amqtt's `default` listener)."""
-    listeners: dict[str, Any] = {}
+    served: dict[str, Any] = {}
     for kind, port in ports.items():
         transport = LISTENER_KINDS[kind]
         listener: dict[str, Any] = {"type": "ws" if transport in ("ws", "wss") else "tcp", "bind": f"127.0.0.1:{port}"}
         if transport in ("tls", "wss"):
-            pair = {"tls-expired": pki.expired, "tls-not-yet-valid": pki.not_yet_valid}.get(kind, pki.server)
+            pair = listeners.served_certificate(pki, kind)
             listener.update(ssl=True, certfile=str(pair.cert), keyfile=str(pair.key))
-        listeners["default" if kind == "tcp" else kind] = listener
-    unknown = set(accounts) - set(ACCOUNT_FILTERS)
-    if unknown:
-        raise LaunchError(f"{NAME}: no ACL defined for account(s) {', '.join(sorted(unknown))} (known: {', '.join(ACCOUNT_FILTERS)})")
+        served["default" if kind == "tcp" else kind] = listener
     acl = {account.username: [ACCOUNT_FILTERS[key]] for key, account in accounts.items()}
     return {
-        "listeners": listeners,
+        "listeners": served,
         "plugins": {
             # No AnonymousAuthPlugin: a CONNECT without a known user name and password is refused.
             "amqtt.plugins.authentication.FileAuthPlugin": {"password_file": str(passwd)},
@@ -94,44 +87,29 @@ def amqtt_config(ports: Mapping[str, int], pki: Any, passwd: Path, accounts: Map
     }
 
 
-def launch(
-    workdir: Path,
-    *,
-    port: int | None = None,
-    timeout: float = 15.0,
-    accounts: Mapping[str, Account] = STANDARD_ACCOUNTS,
-    transports: Sequence[str] = ("tcp",),
-) -> RunningBroker:
-    """Start amqtt on 127.0.0.1:<port> (a free one unless given); files go into `workdir`.
-
-    `transports` names the listeners to open (LISTENERS); each further one gets a free port, TLS ones
-    a certificate generated for this run under workdir/certs.
-    """
-    check_listeners(NAME, list(transports), LISTENERS)
+def launch(request: LaunchRequest) -> RunningBroker:
+    """Start amqtt's broker script under this interpreter, with FileAuthPlugin's password file."""
     found_version = version()
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir, accounts = request.workdir, request.accounts
     passwd = workdir / "passwd"
     passwd.write_text(password_file(accounts))
     conf_file = workdir / "amqtt.yaml"
-    pki = pki_for(transports, workdir)
+    pki = listeners.pki_for(request)
 
     def prepare(chosen: int, ports: dict[str, int]) -> BrokerProcess:
         conf_file.write_text(yaml.safe_dump(amqtt_config(ports, pki, passwd, accounts), sort_keys=False))
-        return BrokerProcess(
+        return listeners.loopback_process(
+            request,
             NAME,
             [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(conf_file)],
-            host="127.0.0.1",
-            port=chosen,
-            workdir=workdir,
+            chosen,
             # Logged once every listener is open; a TCP probe would pass as soon as the first one is.
             ready_pattern=_READY,
             tcp_ready=False,
-            timeout=timeout,
             env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONWARNINGS": "ignore::DeprecationWarning"},
             ignore_lines=_NOISE,
         )
 
-    proc, chosen, ports = start_on_free_ports(port, transports, prepare)
-    return running_broker(NAME, proc, chosen, ports, accounts=accounts, pki=pki, version=found_version)
+    proc, chosen, ports = listeners.start_on_free_ports(request, prepare)
+    return listeners.running_broker(NAME, proc, chosen, ports, accounts=accounts, pki=pki, version=found_version)
 

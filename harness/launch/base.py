@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -76,6 +77,19 @@ class ServedEndpoint:
     def url(self) -> str:
         scheme = {"tcp": "mqtt", "tls": "mqtts", "ws": "ws", "wss": "wss"}[self.transport]
         return f"{scheme}://{self.host}:{self.port}{self.path}"
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """What `harness.launch.launch()` hands every launcher, already checked: the options all brokers
+    share. A launcher's own options (mosquitto's `anonymous`, the reference broker's `personality`)
+    come as keywords beside it."""
+
+    workdir: Path  # absolute and created: this broker's files alone
+    timeout: float  # seconds start-up may take (the launcher's START_TIMEOUT unless the caller set one)
+    port: int | None = None  # the tcp listener's port; None: a free one
+    accounts: Mapping[str, Account] = field(default_factory=lambda: dict(STANDARD_ACCOUNTS))
+    transports: tuple[str, ...] = ("tcp",)  # listener names, among the launcher's LISTENERS, tcp included
 
 
 def check_listeners(

@@ -21,27 +21,24 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from harness.launch.base import (
-    ACCOUNT_FILTERS,
-    STANDARD_ACCOUNTS,
-    WS_PATH,
-    Account,
-    BrokerNotInstalled,
-    LaunchError,
-    RunningBroker,
-    check_listeners,
-)
+from harness.launch import listeners
+from harness.launch.base import ACCOUNT_FILTERS, WS_PATH, LaunchError
 from harness.launch.erlang import ErlangBrokerProcess, await_serving, chown_tree, user_ids
-from harness.launch.listeners import running_broker, start_on_free_ports
 from harness.launch.process import free_port
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from harness.launch.base import Account, LaunchRequest, RunningBroker
+    from harness.launch.process import BrokerProcess
+
 NAME = "ejabberd"
+START_TIMEOUT = 30.0  # seconds
 DEFAULT_CTL = "/usr/sbin/ejabberdctl"
 USER = "ejabberd"
 XMPP_HOST = "localhost"  # MQTT user names are the user part of a JID of this host
@@ -115,40 +112,18 @@ def mod_mqtt_yml(accounts: Mapping[str, Account]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def launch(
-    workdir: Path,
-    *,
-    port: int | None = None,
-    timeout: float = 30.0,
-    accounts: Mapping[str, Account] = STANDARD_ACCOUNTS,
-    transports: Sequence[str] = ("tcp",),
-) -> RunningBroker:
-    """Start an ejabberd node serving MQTT on 127.0.0.1:<port> (a free one unless given).
-
-    `transports`: listeners among LISTENERS, each on a free port; TLS ones with certificates
-    generated for this run under workdir/certs.
-    """
-    check_listeners(NAME, list(transports), LISTENERS)
-    problem = installed()
-    if problem:
-        raise BrokerNotInstalled(problem)
-    unknown = set(accounts) - set(ACCOUNT_FILTERS)
-    if unknown:
-        raise LaunchError(f"{NAME}: no ACL defined for account(s) {', '.join(sorted(unknown))}")
+def launch(request: LaunchRequest) -> RunningBroker:
+    """Start an ejabberd node (mod_mqtt) through ejabberdctl, as its own user, from a run folder of its
+    own outside the work directory; its accounts are registered once it serves."""
+    workdir, accounts, timeout = request.workdir, request.accounts, request.timeout
     ids = user_ids(USER)
     assert ids is not None
     as_root = os.geteuid() == 0
     if not as_root and os.geteuid() != ids[0]:
         raise LaunchError(f"{NAME}: ejabberdctl runs only as root or as user {USER}")
-    workdir = Path(workdir).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="harness-ejabberd-"))
     (workdir / "ejabberd-files").write_text(f"{run_dir}\n")  # where to look while it runs
-    pki = None
-    if {"tls", "wss"} & set(transports):
-        from harness.certs import make_pki
-
-        pki = make_pki(workdir / "certs", server_days=365)
+    pki = listeners.pki_for(request, server_days=365)
     pem = None
     if pki is not None:
         pem = run_dir / "server.pem"
@@ -162,7 +137,7 @@ def launch(
     ctl = [*run_as, ctl_binary(), "-c", str(ctl_cfg), "-d", str(run_dir), "-f", str(config_file),
            "-s", str(run_dir / "spool"), "-l", str(run_dir / "logs")]
 
-    def prepare(chosen: int, ports: dict[str, int]) -> ErlangBrokerProcess:
+    def prepare(chosen: int, ports: dict[str, int]) -> BrokerProcess:
         config_file.write_text(ejabberd_yml(ports, pem, accounts))
         ctl_cfg.write_text("\n".join([
             f"ERLANG_NODE=harness{secrets.token_hex(4)}@localhost",
@@ -172,14 +147,13 @@ def launch(
         ]) + "\n")
         (run_dir / "inetrc").write_text("{lookup,[file,native]}.\n{host,{127,0,0,1}, [\"localhost\"]}.\n")
         chown_tree(run_dir, *ids)
-        return ErlangBrokerProcess(
+        return listeners.loopback_process(
+            request,
             NAME,
             [*ctl, "foreground"],
-            host="127.0.0.1",
-            port=chosen,
-            workdir=workdir,
+            chosen,
+            process_type=ErlangBrokerProcess,
             tcp_ready=True,
-            timeout=timeout,
             env=env,
             cwd=run_dir,
             ignore_lines=_NOISE,
@@ -190,7 +164,7 @@ def launch(
 
     started = time.monotonic()
     try:
-        proc, chosen, ports = start_on_free_ports(port, transports, prepare)
+        proc, chosen, ports = listeners.start_on_free_ports(request, prepare)
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
@@ -204,7 +178,7 @@ def launch(
     with contextlib.suppress(OSError):
         log += (run_dir / "logs" / "ejabberd.log").read_text(errors="replace")
     found = _VERSION.search(log)
-    return running_broker(NAME, proc, chosen, ports, accounts=accounts, pki=pki, version=found.group(1) if found else None)
+    return listeners.running_broker(NAME, proc, chosen, ports, accounts=accounts, pki=pki, version=found.group(1) if found else None)
 
 
 def _remove_run_dir(run_dir: Path, workdir: Path) -> None:

@@ -15,25 +15,21 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.launch.base import (
-    ACCOUNT_FILTERS,
-    LISTENER_KINDS,
-    STANDARD_ACCOUNTS,
-    Account,
-    BrokerNotInstalled,
-    LaunchError,
-    RunningBroker,
-    check_listeners,
-)
-from harness.launch.listeners import pki_for, running_broker, start_on_free_ports
-from harness.launch.process import BrokerProcess
+from harness.launch import listeners
+from harness.launch.base import ACCOUNT_FILTERS, LISTENER_KINDS, BrokerNotInstalled
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
+
+    from harness.launch.base import Account, LaunchRequest, RunningBroker
+    from harness.launch.process import BrokerProcess
 
 NAME = "mosquitto"
+START_TIMEOUT = 10.0  # seconds
 DEFAULT_BINARY = "/usr/sbin/mosquitto"
 PLUGIN_FILE = "mosquitto_dynamic_security.so"
 # Debian puts the plugin in the multiarch dir (/usr/lib/x86_64-linux-gnu, /usr/lib/aarch64-linux-gnu...).
@@ -69,7 +65,7 @@ def tls_listeners(ports: Mapping[str, int], pki: Any) -> list[Listener]:
             # Without socket_domain the websockets listener binds every interface despite the address.
             options += ["protocol websockets", "socket_domain ipv4"]
         if transport in ("tls", "wss"):
-            pair = {"tls-expired": pki.expired, "tls-not-yet-valid": pki.not_yet_valid}.get(kind, pki.server)
+            pair = listeners.served_certificate(pki, kind)
             options += [f"certfile {pair.cert}", f"keyfile {pair.key}"]
         if kind == "mtls":
             options += [f"cafile {pki.ca}", "require_certificate true"]
@@ -132,10 +128,6 @@ def dynsec_config(accounts: Mapping[str, Account]) -> dict[str, Any]:
     clients = []
     roles = []
     for key, account in accounts.items():
-        if key not in ACCOUNT_FILTERS:
-            raise LaunchError(
-                f"{NAME}: no ACL defined for account {key!r} (known: {', '.join(ACCOUNT_FILTERS)})"
-            )
         rolename = f"harness-{key}"
         clients.append(
             {
@@ -190,27 +182,13 @@ def mosquitto_conf(
     return "\n".join(lines) + "\n"
 
 
-def launch(
-    workdir: Path,
-    *,
-    port: int | None = None,
-    extra_config: Sequence[str] = (),
-    timeout: float = 10.0,
-    accounts: Mapping[str, Account] = STANDARD_ACCOUNTS,
-    transports: Sequence[str] = ("tcp",),
-    anonymous: bool = False,
-) -> RunningBroker:
-    """Start mosquitto on 127.0.0.1:<port> (a free one unless given); files go into `workdir`.
-
-    `transports` names the listeners to open (see base.LISTENER_KINDS): each further one gets a free
-    port, and TLS ones a certificate generated for this run under workdir/certs. `anonymous`: no
+def launch(request: LaunchRequest, *, extra_config: Sequence[str] = (), anonymous: bool = False) -> RunningBroker:
+    """Start mosquitto with a generated config. `extra_config`: further config lines. `anonymous`: no
     accounts at all (`allow_anonymous true`, no dynamic-security plugin), as a broker someone runs
-    with its defaults is; `accounts` is then ignored.
+    with its defaults is; the request's accounts are then ignored.
     """
-    check_listeners(NAME, list(transports))
     binary = find_binary()
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir, accounts = request.workdir, request.accounts
     plugin, dynsec_file = None, None
     if anonymous:
         accounts = {}
@@ -219,25 +197,23 @@ def launch(
         dynsec_file = workdir / "dynsec.json"
         dynsec_file.write_text(json.dumps(dynsec_config(accounts), indent=1))
     conf_file = workdir / "mosquitto.conf"
-    pki = pki_for(transports, workdir)
+    pki = listeners.pki_for(request)
 
     def prepare(chosen: int, ports: dict[str, int]) -> BrokerProcess:
-        listeners = [Listener(chosen), *tls_listeners(ports, pki)]
-        conf_file.write_text(mosquitto_conf(listeners, plugin, dynsec_file, extra_config))
-        return BrokerProcess(
+        blocks = [Listener(chosen), *tls_listeners(ports, pki)]
+        conf_file.write_text(mosquitto_conf(blocks, plugin, dynsec_file, extra_config))
+        return listeners.loopback_process(
+            request,
             NAME,
             [binary, "-c", str(conf_file)],
-            host="127.0.0.1",
-            port=chosen,
-            workdir=workdir,
+            chosen,
             # "running" is logged once every listener is open. A TCP probe alone could be answered by
             # another process that grabbed the port, before mosquitto fails to bind it and exits.
             ready_pattern=_READY,
             tcp_ready=False,
-            timeout=timeout,
             ignore_lines=_NOISE,
         )
 
-    proc, chosen, ports = start_on_free_ports(port, transports, prepare)
+    proc, chosen, ports = listeners.start_on_free_ports(request, prepare)
     found = proc.ready_match or _VERSION.search(proc.log_text())
-    return running_broker(NAME, proc, chosen, ports, accounts=accounts, pki=pki, version=found.group(1) if found else None)
+    return listeners.running_broker(NAME, proc, chosen, ports, accounts=accounts, pki=pki, version=found.group(1) if found else None)

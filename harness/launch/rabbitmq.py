@@ -18,24 +18,22 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from harness.launch.base import (
-    ACCOUNT_FILTERS,
-    STANDARD_ACCOUNTS,
-    WS_PATH,
-    Account,
-    BrokerNotInstalled,
-    LaunchError,
-    RunningBroker,
-    check_listeners,
-)
+from harness.launch import listeners
+from harness.launch.base import ACCOUNT_FILTERS, WS_PATH
 from harness.launch.erlang import EPMD_BINARY, ErlangBrokerProcess, await_serving, epmd_process
-from harness.launch.listeners import pki_for, running_broker, start_on_free_ports
 from harness.launch.process import free_port
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from harness.launch.base import Account, LaunchRequest, RunningBroker
+    from harness.launch.process import BrokerProcess
+
 NAME = "rabbitmq"
+START_TIMEOUT = 60.0  # seconds: a node boots in about 5 s idle, far longer on a loaded machine
 DEFAULT_BIN_DIR = "/usr/lib/rabbitmq/bin"
 # MQTT over TCP and TLS share one ssl_options; Web MQTT has its own. No per-listener certificates,
 # so no mtls / tls-expired / tls-not-yet-valid listeners beside the ordinary TLS one.
@@ -82,8 +80,6 @@ def definitions(accounts: Mapping[str, Account]) -> dict[str, object]:
     subscription queues (mqtt-subscription-<ClientId>qos<n>) and use amq.topic only for that filter."""
     users, permissions, topic_permissions = [], [], []
     for key, account in accounts.items():
-        if key not in ACCOUNT_FILTERS:
-            raise LaunchError(f"{NAME}: no ACL defined for account {key!r} (known: {', '.join(ACCOUNT_FILTERS)})")
         users.append({"name": account.username, "password_hash": hash_password(account.password),
                       "hashing_algorithm": "rabbit_password_hashing_sha256",
                       "tags": ["administrator"] if ACCOUNT_FILTERS[key] == "#" else []})
@@ -135,35 +131,20 @@ def rabbitmq_conf(ports: Mapping[str, int], pki: object, definitions_file: Path)
     return "\n".join(lines) + "\n"
 
 
-def launch(
-    workdir: Path,
-    *,
-    port: int | None = None,
-    timeout: float = 60.0,
-    accounts: Mapping[str, Account] = STANDARD_ACCOUNTS,
-    transports: Sequence[str] = ("tcp",),
-) -> RunningBroker:
-    """Start a RabbitMQ node serving MQTT on 127.0.0.1:<port> (a free one unless given).
-
-    `transports`: listeners among LISTENERS, each on a free port; TLS ones with certificates
-    generated for this run under workdir/certs.
-    """
-    check_listeners(NAME, list(transports), LISTENERS)
-    problem = installed()
-    if problem:
-        raise BrokerNotInstalled(problem)
-    workdir = Path(workdir).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
+def launch(request: LaunchRequest) -> RunningBroker:
+    """Start a RabbitMQ node with the MQTT plugin (and Web MQTT for ws/wss): its own epmd, distribution
+    and CLI ports, its accounts imported from a definitions file at boot."""
+    workdir, accounts, timeout = request.workdir, request.accounts, request.timeout
     definitions_file = workdir / "definitions.json"
     definitions_file.write_text(json.dumps(definitions(accounts), indent=1))
     conf_file = workdir / "rabbitmq.conf"
     (workdir / "rabbitmq-env.conf").write_text("")  # keeps /etc/rabbitmq/rabbitmq-env.conf out
-    plugins = ["rabbitmq_mqtt"] + (["rabbitmq_web_mqtt"] if {"ws", "wss"} & set(transports) else [])
+    plugins = ["rabbitmq_mqtt"] + (["rabbitmq_web_mqtt"] if {"ws", "wss"} & set(request.transports) else [])
     (workdir / "enabled_plugins").write_text(f"[{','.join(plugins)}].\n")
-    pki = pki_for(transports, workdir)
+    pki = listeners.pki_for(request)
     loopback = "-kernel inet_dist_use_interface {127,0,0,1}"
 
-    def prepare(chosen: int, ports: dict[str, int]) -> ErlangBrokerProcess:
+    def prepare(chosen: int, ports: dict[str, int]) -> BrokerProcess:
         conf_file.write_text(rabbitmq_conf(ports, pki, definitions_file))
         epmd_port, cli_port = free_port(), free_port()
         env = dict(os.environ)  # for the node, and for rabbitmqctl to find it (node name, cookie, epmd)
@@ -184,14 +165,13 @@ def launch(
             "RABBITMQ_CTL_DIST_PORT_MIN": str(cli_port),
             "RABBITMQ_CTL_DIST_PORT_MAX": str(cli_port),
         })
-        return ErlangBrokerProcess(
+        return listeners.loopback_process(
+            request,
             NAME,
             [str(bin_dir() / "rabbitmq-server")],
-            host="127.0.0.1",
-            port=chosen,
-            workdir=workdir,
+            chosen,
+            process_type=ErlangBrokerProcess,
             tcp_ready=True,  # the MQTT listener opens last, once the definitions are in
-            timeout=timeout,
             env=env,
             cwd=workdir,
             ignore_lines=_NOISE,
@@ -202,8 +182,8 @@ def launch(
         )
 
     started = time.monotonic()
-    proc, chosen, ports = start_on_free_ports(port, transports, prepare)
+    proc, chosen, ports = listeners.start_on_free_ports(request, prepare)
     await_serving(NAME, proc, chosen, ports, accounts, started + timeout)
     found = _VERSION.search(proc.log_text())
-    return running_broker(NAME, proc, chosen, ports, accounts=accounts, pki=pki, version=found.group(1) if found else None)
+    return listeners.running_broker(NAME, proc, chosen, ports, accounts=accounts, pki=pki, version=found.group(1) if found else None)
 

@@ -9,27 +9,22 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 import harness
-from harness.launch.base import (
-    ACCOUNT_FILTERS,
-    LISTENER_KINDS,
-    STANDARD_ACCOUNTS,
-    WS_PATH,
-    Account,
-    LaunchError,
-    RunningBroker,
-    check_listeners,
-)
-from harness.launch.listeners import pki_for, running_broker, start_on_free_ports
-from harness.launch.process import BrokerProcess
+from harness.launch import listeners
+from harness.launch.base import ACCOUNT_FILTERS, LISTENER_KINDS, WS_PATH, Account, LaunchError
+
+if TYPE_CHECKING:
+    from harness.launch.base import LaunchRequest, RunningBroker
+    from harness.launch.process import BrokerProcess
 
 NAME = "reference"
+START_TIMEOUT = 10.0  # seconds
 _PACKAGE_ROOT = Path(harness.__file__).resolve().parent
 _READY = re.compile(r"\bready\b", re.IGNORECASE)
 
@@ -77,46 +72,39 @@ def available() -> bool:
 
 
 def launch(
-    workdir: Path,
+    request: LaunchRequest,
     *,
-    port: int | None = None,
     personality: str = "strict",
-    timeout: float = 10.0,
-    accounts: Mapping[str, Account] = STANDARD_ACCOUNTS,
     personality_options: Mapping[str, Any] | None = None,
-    transports: Sequence[str] = ("tcp",),
     client_id_from_cn: bool | None = None,
     broker_config: Mapping[str, Any] | None = None,
 ) -> RunningBroker:
-    """Start the reference broker on 127.0.0.1:<port> (a free one unless given).
+    """Start the reference broker as `personality`, with the platform's settings `personality_options`.
 
-    `transports` names further listeners (base.LISTENER_KINDS) on free ports, TLS ones with
-    certificates generated under workdir/certs; `client_id_from_cn` makes the mtls listener take
-    the client certificate as the credential and its common name as the device id (Cumulocity's
-    two-way SSL); unless given, the setting of that name in `personality_options` says it, so a
-    targets entry can (`settings: {client_id_from_cn: true}`).
-    `accounts` beyond the standard ones (a platform's own kinds, already in its shape) may do
+    `client_id_from_cn` makes the mtls listener take the client certificate as the credential and
+    its common name as the device id (Cumulocity's two-way SSL); unless given, the setting of that
+    name in `personality_options` says it, so a targets entry can (`settings: {client_id_from_cn: true}`).
+    Requested accounts beyond the standard ones (a platform's own kinds, already in its shape) may do
     everything (ACL `#`).
     `broker_config` holds further sections of the broker's config (a profile's `broker:`, e.g.
     `limits: {maximum_qos: 1}`), merged over the generated one section by section.
     """
-    check_listeners(NAME, list(transports))
     if not available():
         raise LaunchError(f"{NAME}: harness.broker is not available yet")
     if client_id_from_cn is None:
         client_id_from_cn = setting_flag((personality_options or {}).get("client_id_from_cn", False), "client_id_from_cn")
-    standard = {key: account for key, account in accounts.items() if key in ACCOUNT_FILTERS}
+    requested = request.accounts
+    standard = {key: account for key, account in requested.items() if key in ACCOUNT_FILTERS}
     accounts = {**platform_accounts(personality, standard, personality_options),
-                **{key: account for key, account in accounts.items() if key not in ACCOUNT_FILTERS}}
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+                **{key: account for key, account in requested.items() if key not in ACCOUNT_FILTERS}}
+    workdir = request.workdir
     config_file = workdir / "broker.yaml"
     env = dict(os.environ)
     # Import this very checkout's harness whatever the cwd, installed or not; unbuffered so the
     # `ready` line reaches the log as it is printed.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PACKAGE_ROOT.parent), env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
-    pki = pki_for(transports, workdir)
+    pki = listeners.pki_for(request)
 
     def prepare(chosen: int, ports: dict[str, int]) -> BrokerProcess:
         config = reference_config(chosen, personality, accounts, personality_options)
@@ -127,25 +115,23 @@ def launch(
             else:
                 config[section] = value
         config_file.write_text(yaml.safe_dump(config, sort_keys=False))
-        return BrokerProcess(
+        return listeners.loopback_process(
+            request,
             NAME,
             [sys.executable, "-m", "harness.broker", "--config", str(config_file)],
-            host="127.0.0.1",
-            port=chosen,
-            workdir=workdir,
+            chosen,
             ready_pattern=_READY,
             # The ready line comes once every listener is bound; a TCP probe could succeed before the
             # TLS and WebSocket listeners exist (a run over `tls` then met a refused port).
             tcp_ready=False,
-            timeout=timeout,
             env=env,
             # `python -m` puts the cwd first on sys.path: run from the checkout so that it wins there too
             cwd=_PACKAGE_ROOT.parent,
         )
 
-    proc, chosen, ports = start_on_free_ports(port, transports, prepare)
+    proc, chosen, ports = listeners.start_on_free_ports(request, prepare)
     # the broker ships with the harness
-    return running_broker(NAME, proc, chosen, ports, accounts=accounts, pki=pki, version=harness.__version__)
+    return listeners.running_broker(NAME, proc, chosen, ports, accounts=accounts, pki=pki, version=harness.__version__)
 
 
 def setting_flag(value: Any, name: str) -> bool:
@@ -162,7 +148,7 @@ def _listener(kind: str, port: int, pki: Any, client_id_from_cn: bool) -> dict[s
     if transport in ("ws", "wss"):
         listener["path"] = WS_PATH
     if transport in ("tls", "wss"):
-        pair = {"tls-expired": pki.expired, "tls-not-yet-valid": pki.not_yet_valid}.get(kind, pki.server)
+        pair = listeners.served_certificate(pki, kind)
         listener.update(certfile=str(pair.cert), keyfile=str(pair.key))
     if kind == "mtls":
         listener.update(cafile=str(pki.ca), require_client_cert=True, client_id_from_cn=client_id_from_cn)

@@ -15,7 +15,10 @@ from harness.launch import (
     RESTRICTED_PREFIX,
     STANDARD_ACCOUNTS,
     Account,
+    BrokerNotInstalled,
+    Launcher,
     LaunchError,
+    LaunchRequest,
     launch,
 )
 from harness.launch import reference as reference_launcher
@@ -34,6 +37,45 @@ def test_unknown_kind_lists_known_kinds(tmp_path: Path) -> None:
 def test_unknown_option_is_a_launch_error(tmp_path: Path) -> None:
     with pytest.raises(LaunchError, match=r"^mosquitto: .*'colour'"):
         launch("mosquitto", tmp_path, colour="blue")
+
+
+@pytest.mark.parametrize("kind", sorted(set(LAUNCHERS) - {"reference"}))
+def test_an_account_without_acl_is_refused_before_anything_starts(kind: str, tmp_path: Path) -> None:
+    # Refused by launch() itself: the same line whether or not the broker is installed here.
+    with pytest.raises(LaunchError, match=rf"^{kind}: no ACL defined for account\(s\) guest \(known: default, restricted\)$"):
+        launch(kind, tmp_path, accounts={**STANDARD_ACCOUNTS, "guest": Account("guest", "pw")})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_launcher_gets_one_checked_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[LaunchRequest, str]] = []
+
+    def start(request: LaunchRequest, *, colour: str = "red") -> None:
+        seen.append((request, colour))
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(LAUNCHERS, "fake", Launcher(start, start_timeout=7.5, listeners=("tcp", "tls")))
+    launch("fake", Path("work"), transports=["tcp", "tls"], colour="blue")
+    launch("fake", Path("work"), port=1884, timeout=2.0)
+    (first, colour), (second, _) = seen
+    assert colour == "blue"
+    assert first.workdir.is_absolute() and first.workdir.is_dir() and first.workdir.parent == tmp_path / "work"
+    assert first.workdir != second.workdir  # a dir of its own per broker
+    assert (first.timeout, first.port, first.transports) == (7.5, None, ("tcp", "tls"))  # the launcher's own start-up time
+    assert (second.timeout, second.port, second.transports) == (2.0, 1884, ("tcp",))
+    assert first.accounts == STANDARD_ACCOUNTS
+    with pytest.raises(LaunchError, match=r"^fake: no ws listener \(it offers tcp, tls\)$"):
+        launch("fake", Path("work"), transports=["tcp", "ws"])
+    with pytest.raises(LaunchError, match=r"^fake: .*'size'"):
+        launch("fake", Path("work"), size=3)
+    assert len(seen) == 2
+
+
+def test_a_missing_broker_is_said_before_its_dir_is_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(LAUNCHERS, "fake", Launcher(lambda request: None, 1.0, installed=lambda: "fake: fakebroker not found"))
+    with pytest.raises(BrokerNotInstalled, match=r"^fake: fakebroker not found$"):
+        launch("fake", tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_standard_accounts_and_secrets_kept_out_of_reprs() -> None:

@@ -16,7 +16,6 @@ turns on, and against the plain strict broker.
 """
 
 import dataclasses
-import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import pytest
 
 from harness.broker.personalities import PERSONALITIES
 from harness.errors import ScenarioFileError
-from harness.launch import LAUNCHERS, STANDARD_ACCOUNTS, Account, reference
+from harness.launch import LAUNCHERS, STANDARD_ACCOUNTS, Account
 from harness.scenarios.model import Scenario, load_scenarios
 from harness.scenarios.runner import ScenarioFailed, ScenarioRunner
 from harness.spec import vendors
@@ -109,7 +108,9 @@ def _start_strict() -> TargetSession:
     session = _target("strict", {})
     accounts = {**STANDARD_ACCOUNTS, **_platform_accounts()}
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(LAUNCHERS, "reference", functools.partial(reference.launch, accounts=accounts))
+        strict = LAUNCHERS["reference"]
+        patch.setitem(LAUNCHERS, "reference", dataclasses.replace(strict, start=lambda request, **options: strict.start(
+            dataclasses.replace(request, accounts=accounts), **options)))
         session.endpoint()  # starts the broker
     return session
 
