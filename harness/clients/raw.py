@@ -153,6 +153,14 @@ class RawClient:
             self.closed = Closed(how, detail, self._now(), tls_reason)
             self._pending.append(self.closed)
 
+    def await_peer_close(self, timeout: float) -> bool:
+        """Read (and drop) what arrives until the broker closes the connection, at most `timeout`
+        seconds; whether it did."""
+        deadline = time.monotonic() + timeout
+        while self.closed is None and (remaining := deadline - time.monotonic()) > 0:
+            self.next_event(remaining)
+        return self.closed is not None
+
     def close(self, abort: bool = False) -> None:
         self._closed_by_us = True
         self.transport.close(abort=abort)

@@ -49,6 +49,12 @@ CLEANUP_WAIT_S = 1.0
 BORDERLINE_S = 0.5
 # How long past a timer's limit the runner keeps waiting, to say when the broker did act (at least 2 s).
 MEASURE_PAST_LIMIT_S = 2.0
+# How long a `disconnect` step waits for the broker to close the connection after the DISCONNECT
+# (every launched broker does within a few ms). Until it has, it may not have processed the
+# DISCONNECT: a next step that connects with the same ClientId would race it (the takeover then
+# publishes a will the DISCONNECT discarded). A broker that keeps the connection open only costs
+# this wait, never a verdict.
+DISCONNECT_CLOSE_WAIT_S = 1.0
 
 
 class ScenarioFailed(AssertionError):
@@ -408,6 +414,8 @@ class ScenarioRunner:
         client = self._client(step, open_if_needed=False)
         fields = self._resolve(step.args)
         record.sent.append(client.send_packet(self._build("disconnect", fields) if fields else Disconnect()))
+        if isinstance(client, RawClient):  # paho closes the connection itself right after the DISCONNECT
+            client.await_peer_close(DISCONNECT_CLOSE_WAIT_S)
         client.close()
 
     def _step_close(self, step: Step, record: StepRecord) -> None:
