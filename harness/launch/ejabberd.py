@@ -79,12 +79,16 @@ def access_rules(accounts: Mapping[str, Account]) -> dict[str, list[dict[str, st
 
 def ejabberd_yml(ports: Mapping[str, int], pem: Path | None, accounts: Mapping[str, Account]) -> str:
     host = "127.0.0.1"
-    listen: list[dict[str, Any]] = [{"port": ports["tcp"], "ip": host, "module": "mod_mqtt", "backlog": 1000}]
+    # Every listener's accept queue: past ejabberd's default of 128, the SYNs of a run's burst of
+    # connections (two workers with 128 scenarios in flight each) are dropped, and a dropped one is
+    # retried after 1 s, 3 s, 7 s: past the harness's connect timeout ("cannot reach broker").
+    queue = {"ip": host, "backlog": 1000}
+    listen: list[dict[str, Any]] = [{"port": ports["tcp"], **queue, "module": "mod_mqtt"}]
     if "tls" in ports:
-        listen.append({"port": ports["tls"], "ip": host, "module": "mod_mqtt", "tls": True, "backlog": 1000})
+        listen.append({"port": ports["tls"], **queue, "module": "mod_mqtt", "tls": True})
     for kind in ("ws", "wss"):
         if kind in ports:
-            listen.append({"port": ports[kind], "ip": host, "module": "ejabberd_http", "tls": kind == "wss",
+            listen.append({"port": ports[kind], **queue, "module": "ejabberd_http", "tls": kind == "wss",
                            "request_handlers": {WS_PATH: "mod_mqtt"}})
     config: dict[str, Any] = {
         "hosts": [XMPP_HOST],
