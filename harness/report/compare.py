@@ -300,6 +300,9 @@ def main(argv: list[str]) -> int:
                         "targets.yaml) into RESULTS/<target>/; RESULTS must then be one directory")
     parser.add_argument("-n", "--workers", default="0",
                         help="pytest-xdist workers for --run (default 0: one process, its scenarios in flight at once)")
+    parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                        help="with --run: how many targets' runs at once (default 1); a broker that is slow only "
+                        "because it waits, run beside the others, shortens the whole")
     parser.add_argument("--scenarios", metavar="PATH", help="what --run runs (default: what a plain pytest here runs: "
                         "the folder's scenarios/, else the built-in suite)")
     parser.add_argument("--transport", metavar="NAME[,NAME]", help="passed to each --run: the endpoints to cover "
@@ -308,6 +311,8 @@ def main(argv: list[str]) -> int:
                         "(docs/vendor-comparison.md)")
     parser.add_argument("--check", type=Path, metavar="FILE", help="exit 1 if the verdicts differ from the snapshot FILE")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs: at least 1 run at a time, not {args.jobs}")
     status = 0
     if args.run:
         if len(args.results) != 1:
@@ -315,7 +320,7 @@ def main(argv: list[str]) -> int:
         from harness.report.snapshot import run_targets
 
         targets = [t.strip() for t in args.run.split(",") if t.strip()]
-        status = run_targets(targets, args.results[0], args.workers, args.scenarios, args.transport)
+        status = run_targets(targets, args.results[0], args.workers, args.scenarios, args.transport, args.jobs)
         args.results = [args.results[0] / t for t in targets]
     comparison = load(args.results)
     output = args.output or _default_output(args.results)

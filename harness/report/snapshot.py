@@ -11,6 +11,7 @@ a scenario or a baseline changes a verdict, and the check says which lines moved
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import datetime
 import difflib
@@ -18,6 +19,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from harness.report.compare import Comparison, markdown
@@ -92,30 +94,49 @@ def not_installed_reason(run_dir: Path) -> str | None:
 
 
 def run_targets(
-    targets: list[str], results: Path, workers: str, scenarios: str | None = None, transport: str | None = None
+    targets: list[str], results: Path, workers: str, scenarios: str | None = None, transport: str | None = None,
+    jobs: int = 1,
 ) -> int:
     """Run the suite against each target into results/<target>, as a plain `pytest` here would choose
     it (the folder's scenarios, else the built-in suite) unless `scenarios` names a path; 0 if every
-    run passed.
+    run passed. `jobs`: how many of those runs at once (each launches its own broker on its own
+    ports); the output of each is printed whole when it ends, so runs do not interleave.
 
     A target whose broker is not installed here is not a failure of the comparison: its column shows
     every scenario skipped with that reason, and the run says so on one line."""
-    worst = 0
-    for target in targets:
-        command = [sys.executable, "-m", "pytest", *([scenarios] if scenarios else []), "-q",
-                   "-p", "no:cacheprovider", "-n", workers, "--target", target,
-                   # One argument: pytest takes a separate path-like argument for a path to collect when it
-                   # looks for its rootdir, and an absolute one outside the folder loses the folder's ini file.
-                   f"--report-dir={results / target}"]
-        if transport:
-            command += ["--transport", transport]
-        print("$ " + " ".join(command[1:]), flush=True)
-        code = subprocess.call(command)
+    def command(target: str) -> list[str]:
+        argv = [sys.executable, "-m", "pytest", *([scenarios] if scenarios else []), "-q",
+                "-p", "no:cacheprovider", "-n", workers, "--target", target,
+                # One argument: pytest takes a separate path-like argument for a path to collect when it
+                # looks for its rootdir, and an absolute one outside the folder loses the folder's ini file.
+                f"--report-dir={results / target}"]
+        return argv + (["--transport", transport] if transport else [])
+
+    def finished(target: str, code: int) -> int:
         reason = not_installed_reason(results / target)
         if reason:
             print(f"harness compare: {reason}; its column shows every scenario skipped", file=sys.stderr)
-            continue
+            return 0
         if code not in (0, 5):  # 5: nothing collected, which load() then reports
             print(f"harness compare: the run against {target} exited {code}", file=sys.stderr)
-            worst = worst or code
-    return worst
+            return code
+        return 0
+
+    worst = 0
+    if jobs <= 1:
+        for target in targets:
+            print("$ " + " ".join(command(target)[1:]), flush=True)
+            worst = worst or finished(target, subprocess.call(command(target)))
+        return worst
+    lock = threading.Lock()
+
+    def run_captured(target: str) -> int:
+        done = subprocess.run(command(target), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False,
+                              text=True, errors="replace")
+        with lock:
+            print("$ " + " ".join(command(target)[1:]) + "\n" + done.stdout, end="", flush=True)
+            return finished(target, done.returncode)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        codes = list(pool.map(run_captured, targets))
+    return next((code for code in codes if code), 0)

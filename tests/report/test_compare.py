@@ -232,6 +232,22 @@ def test_run_runs_each_target_then_compares_and_snapshots(pytester, capfd) -> No
     assert "unknown target 'nosuch'" in capfd.readouterr().err
 
 
+def test_run_with_jobs_runs_targets_at_once_each_output_whole(pytester, capfd) -> None:
+    write_tree(pytester, {"mqtt311/connect.yaml": PASSING},
+               "targets:\n  reference:\n    launch: reference\n  also-reference:\n    launch: reference\n")
+    from harness.report.compare import main
+
+    assert main(["reports", "--run", "reference,also-reference", "-n", "0", "--jobs", "2"]) == 0
+    out = capfd.readouterr().out
+    runs = out.split("$ ")[1:]
+    assert sorted("--target also-reference" in run for run in runs) == [False, True]
+    assert all("1 passed" in run for run in runs)  # each command line followed by its own run's output
+    assert "| ✅ pass | 1 | 1 |" in (pytester.path / "reports" / "comparison.md").read_text()
+    with pytest.raises(SystemExit):
+        main(["reports", "--run", "reference", "--jobs", "0"])
+    assert "--jobs: at least 1 run at a time, not 0" in capfd.readouterr().err
+
+
 def test_run_counts_a_broker_not_installed_here_as_skipped_not_failed(pytester, capfd, monkeypatch) -> None:
     write_tree(pytester, {"mqtt311/connect.yaml": PASSING},
                "targets:\n  reference:\n    launch: reference\n  aedes:\n    launch: aedes\n")
