@@ -8,11 +8,11 @@ had discarded). The step waits, briefly, for the broker's own close.
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from pathlib import Path
 
 import pytest
+from fake_broker_server import FakeBrokerServer
 
 from harness.scenarios import runner as runner_module
 from harness.scenarios.model import load_scenarios
@@ -32,27 +32,15 @@ scenarios:
 """
 
 
-class SlowToCloseBroker:
+class SlowToCloseBroker(FakeBrokerServer):
     """CONNACK 0 to every CONNECT; `close_after` seconds after a DISCONNECT it closes (None: never)."""
 
     def __init__(self, close_after: float | None) -> None:
         self.close_after = close_after
         self.closed_at: list[float] = []
-        self.accepted_at: list[float] = []
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            self.accepted_at.append(time.monotonic())
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket, number: int) -> None:
         with conn:
             conn.recv(1024)  # CONNECT
             conn.sendall(bytes([0x20, 0x02, 0x00, 0x00]))
@@ -63,9 +51,6 @@ class SlowToCloseBroker:
                 return
             time.sleep(self.close_after)
             self.closed_at.append(time.monotonic())
-
-    def close(self) -> None:
-        self._listener.close()
 
 
 def _run(tmp_path: Path, broker: SlowToCloseBroker) -> float:

@@ -8,12 +8,12 @@ Keep Alive check (`expect_close: {keepalive: 1}`: not before 1 s, by 1.5 x 1 s +
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fake_broker_server import FakeBrokerServer
 
 from harness.scenarios.model import load_scenarios
 from harness.scenarios.runner import BORDERLINE_S, Endpoint, ScenarioFailed, ScenarioRunner
@@ -31,29 +31,17 @@ scenarios:
 """
 
 
-class ClosingBroker:
+class ClosingBroker(FakeBrokerServer):
     """CONNACK 0 to each connection, then after the next of `delays` (seconds) `then` (bytes) and a close."""
 
     def __init__(self, delays: list[float], then: bytes = b"", connack_after: float = 0.0) -> None:
         self.delays = list(delays)
         self.then = then
         self.connack_after = connack_after  # seconds between reading the CONNECT and answering it
-        self.connections = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            delay = self.delays[min(self.connections, len(self.delays) - 1)]
-            self.connections += 1
-            threading.Thread(target=self._handle, args=(conn, delay), daemon=True).start()
-
-    def _handle(self, conn: socket.socket, delay: float) -> None:
+    def handle(self, conn: socket.socket, number: int) -> None:
+        delay = self.delays[min(number, len(self.delays) - 1)]
         with conn:
             conn.recv(1024)
             time.sleep(self.connack_after)
@@ -63,9 +51,6 @@ class ClosingBroker:
             if self.then:
                 conn.sendall(self.then)
                 time.sleep(0.5)
-
-    def close(self) -> None:
-        self._listener.close()
 
 
 @pytest.fixture
