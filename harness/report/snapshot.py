@@ -122,19 +122,20 @@ def run_targets(
             return code
         return 0
 
+    commands = {target: command(target) for target in targets}
     worst = 0
     if jobs <= 1:
         for target in targets:
-            print("$ " + " ".join(command(target)[1:]), flush=True)
-            worst = worst or finished(target, subprocess.call(command(target)))
+            print("$ " + " ".join(commands[target][1:]), flush=True)
+            worst = worst or finished(target, subprocess.call(commands[target]))
         return worst
     lock = threading.Lock()
 
     def run_captured(target: str) -> int:
-        done = subprocess.run(command(target), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False,
+        done = subprocess.run(commands[target], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False,
                               text=True, errors="replace")
         with lock:
-            print("$ " + " ".join(command(target)[1:]) + "\n" + done.stdout, end="", flush=True)
+            print("$ " + " ".join(commands[target][1:]) + "\n" + done.stdout, end="", flush=True)
             return finished(target, done.returncode)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
