@@ -227,6 +227,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     width = config.getoption("concurrency") or _target_width(config)
     concurrency = (f"scenarios in flight: up to {width} per process, fewer while it is short of CPU; those that need "
                    "the broker to themselves run alone" if width > 1 else "scenarios in flight: one at a time")
+    if session.broker_per_worker and _xdist_active(config):
+        concurrency += (f"; every scenario runs alone (profile {session.profile.name}), so each xdist worker has "
+                        f"a {session.spec.launch} broker of its own")
     return [config.stash[SOURCES_KEY].header_line(session.spec, session.profile.name), *session.header_lines(), concurrency]
 
 
@@ -355,14 +358,30 @@ class _XdistHooks:
         self.session = session
         self.folders = folders
         self.lock_dir = lock_dir
+        self.twins: list[TargetSession] = []  # the brokers of the other workers, when each has its own
+        self.configured = 0
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         # The controller starts the broker once and hands its address to every worker, and its user
-        # folders: a worker's own rootdir may differ (harness.folders).
-        node.workerinput["mqtt_target"] = self.session.export()
+        # folders: a worker's own rootdir may differ (harness.folders). A broker that takes one scenario
+        # at a time is started once per worker instead: the first worker takes the controller's (the one
+        # the preflight checked), every other one a twin's. Each worker then has its broker to itself,
+        # so its own pipeline orders its scenarios and no lock is shared.
+        session, lock_dir = self.session, self.lock_dir
+        if self.session.broker_per_worker:
+            if self.configured:
+                session = self.session.twin()
+                self.twins.append(session)
+            self.configured += 1
+            lock_dir = None
+        node.workerinput["mqtt_target"] = session.export()
         node.workerinput[FOLDERS_KEY] = [str(folder) for folder in self.folders]
-        node.workerinput[LOCK_DIR_KEY] = self.lock_dir
+        node.workerinput[LOCK_DIR_KEY] = lock_dir
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        for twin in self.twins:
+            twin.stop()
 
 
 @pytest.hookimpl(trylast=True)

@@ -1,5 +1,5 @@
 """TargetSession: a run's life with its target. It launches the broker (once, in the xdist
-controller) or checks the remote endpoints, gives every worker the same view of it, decides per
+controller; once per worker for a broker that takes one scenario at a time) or checks the remote endpoints, gives every worker the same view of it, decides per
 scenario what the target lacks (capabilities, accounts, what the broker announces in its 5.0
 CONNACK), picks the endpoints and client kinds a scenario runs over, and stops the broker."""
 
@@ -15,6 +15,7 @@ from harness.clients import Address, TlsMaterial, TlsOptions, parse_address
 from harness.errors import HarnessError
 from harness.scenarios.model import ANNOUNCED_FEATURES
 from harness.scenarios.runner import Endpoint
+from harness.scenarios.sharing import EVERY_SCENARIO
 from harness.targets.profiles import Profile
 from harness.targets.spec import Account, TargetNotInstalled, TargetSpec, account_capabilities
 from harness.targets.urls import parse_endpoint_url, redact_url
@@ -50,6 +51,20 @@ class TargetSession:
         self.run_endpoints: list[str] = []  # what --transport chose (choose_endpoints)
         self.run_clients: list[str] = []  # what --clients chose: every scenario runs with these kinds
         self._announced: dict[str, Any] | None = None  # the CONNACK properties of a 5.0 probe (announced())
+
+    @property
+    def broker_per_worker(self) -> bool:
+        """Whether each xdist worker gets a launched broker of its own: the profile runs every scenario
+        alone (a broker that loses messages while other clients come and go), so one broker shared by
+        the workers would run the whole suite one scenario at a time, whatever `-n` says."""
+        return bool(self.spec.launch) and EVERY_SCENARIO in self.profile.run_alone
+
+    def twin(self) -> TargetSession:
+        """A session of the same target, with the same transports and clients chosen, that launches a
+        broker of its own (for another xdist worker, when `broker_per_worker`)."""
+        twin = TargetSession(self.spec, self.profile)
+        twin.run_endpoints, twin.run_clients = list(self.run_endpoints), list(self.run_clients)
+        return twin
 
     @property
     def capabilities(self) -> dict[str, bool]:

@@ -6,6 +6,7 @@ When a scenario ran is read from its Allure steps, which carry the times the run
 from __future__ import annotations
 
 import json
+import socket
 import textwrap
 from pathlib import Path
 
@@ -115,6 +116,69 @@ def test_an_alone_scenario_overlaps_nothing_across_xdist_workers(pytester: pytes
     assert result.ret == 0, result.stdout.str()
     times = _intervals(pytester.path / "allure")
     assert not any(_overlap(times["broad"], times[other]) for other in ("first-wait", "second-wait", "quick"))
+
+
+# A launched target whose profile runs every scenario alone, and a conftest that writes down, per
+# worker, the port of the broker it ran against.
+ONE_AT_A_TIME_PROFILE = """
+name: one-at-a-time
+description: a broker that takes one scenario at a time
+protocols: ["3.1.1"]
+capabilities: {will: true, retain: true, qos1: true, qos2: true, persistent_session: true, several_in_flight: true}
+settings: {keepalive_grace: 1.0}
+run_alone:
+  every scenario: it loses messages while other clients come and go
+"""
+BROKER_PORT_CONFTEST = """
+import os
+from pathlib import Path
+
+from harness.plugin import SESSION_KEY
+
+
+def pytest_sessionfinish(session):
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        Path(f"broker-of-{worker}").write_text(str(session.config.stash[SESSION_KEY].endpoint().port))
+"""
+
+
+def _one_at_a_time_target(pytester: pytest.Pytester) -> None:
+    _write(pytester, TIMED)
+    (pytester.path / "profiles").mkdir()
+    (pytester.path / "profiles" / "one-at-a-time.yaml").write_text(ONE_AT_A_TIME_PROFILE, encoding="utf-8")
+    (pytester.path / "targets.yaml").write_text(
+        "targets:\n  single:\n    launch: reference\n    profile: one-at-a-time\n", encoding="utf-8")
+    (pytester.path / "conftest.py").write_text(BROKER_PORT_CONFTEST, encoding="utf-8")
+
+
+def _broker_ports(pytester: pytest.Pytester) -> dict[str, int]:
+    return {path.name.removeprefix("broker-of-"): int(path.read_text()) for path in pytester.path.glob("broker-of-*")}
+
+
+def test_every_scenario_alone_gives_each_xdist_worker_a_broker_of_its_own(pytester: pytest.Pytester) -> None:
+    _one_at_a_time_target(pytester)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--alluredir", "allure", "-n", "2",
+                                           "--target", "single")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*each xdist worker has a reference broker of its own*"])
+    ports = _broker_ports(pytester)
+    assert set(ports) == {"gw0", "gw1"} and ports["gw0"] != ports["gw1"], ports
+    # Every scenario runs alone, yet two ran at once: each worker's beside the other's, on its own broker.
+    times = list(_intervals(pytester.path / "allure").values())
+    assert any(_overlap(a, b) for i, a in enumerate(times) for b in times[i + 1:]), times
+    for port in ports.values():  # both brokers were stopped when the run ended
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_other_targets_share_one_broker_between_the_workers(pytester: pytest.Pytester) -> None:
+    _one_at_a_time_target(pytester)
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", "-n", "2")
+    assert result.ret == 0, result.stdout.str()
+    assert "of its own" not in result.stdout.str()
+    ports = _broker_ports(pytester)
+    assert set(ports) == {"gw0", "gw1"} and ports["gw0"] == ports["gw1"], ports
 
 
 def test_x_stops_at_the_first_failure_in_order(pytester: pytest.Pytester) -> None:
