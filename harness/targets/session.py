@@ -1,7 +1,8 @@
 """TargetSession: a run's life with its target. It launches the broker (once, in the xdist
-controller; once per worker for a broker that takes one scenario at a time) or checks the remote endpoints, gives every worker the same view of it, decides per
-scenario what the target lacks (capabilities, accounts, what the broker announces in its 5.0
-CONNACK), picks the endpoints and client kinds a scenario runs over, and stops the broker."""
+controller; once per worker for a broker that takes one scenario at a time) or checks the remote
+endpoints, gives every worker the same view of it, decides per scenario what the target lacks
+(capabilities, accounts, what the broker announces in its 5.0 CONNACK), picks the endpoints and
+client kinds a scenario runs over, and stops the broker."""
 
 from __future__ import annotations
 
